@@ -1,0 +1,212 @@
+"""`xxl`: the offline command. No cloud account, no credentials, no Pulumi CLI.
+
+    xxl render --stack stacks/Pulumi.<name>.yaml --out DIR
+    xxl plan   --stack stacks/Pulumi.<name>.yaml [--format text|json]
+
+Bad settings: the problems on stderr, exit status 2, nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from components.credentials import Credentials, TlsMaterial
+from components.planner import Plan, plan
+from components.render import RenderError
+from components.settings import ConfigError, StackFile, TlsMode, load_stack_file
+from components.signaling_files import SignalingBundle, signaling_bundle
+from components.userdata import USER_DATA_CAPS, UserDataTooLargeError, user_data_bytes
+
+EXIT_CONFIG: Final = 2
+THROWAWAY_NOTE: Final = (
+    "note: offline render: the passwords in these files are throwaway values made for this "
+    "run; `pulumi up` uses generated, secret ones"
+)
+
+
+def _throwaway_tls(domain: str) -> TlsMaterial:
+    """A self-signed pair standing in for an operator's certificate in offline renders."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise ConfigError(["offline render of tls.mode provided needs the openssl command"])
+    with tempfile.TemporaryDirectory() as tmp:
+        crt, key = Path(tmp, "c.pem"), Path(tmp, "k.pem")
+        subprocess.run(
+            [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", f"/CN={domain}",
+             "-keyout", str(key), "-out", str(crt)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        return TlsMaterial(certificate=crt.read_text(), private_key=key.read_text())
+
+
+def plan_document(stack: StackFile, the_plan: Plan, bundle: SignalingBundle) -> dict[str, Any]:
+    """The plan as plain data (plan.json); holds no secrets."""
+    cloud = stack.settings.cloud
+    return {
+        "stack": stack.name,
+        "cloud": cloud.value,
+        "domain": the_plan.domain,
+        "audience": stack.settings.audience,
+        "main_participants": the_plan.main_participants,
+        "visitors": {
+            "nodes": [
+                {
+                    "name": n.name,
+                    "domain": n.domain,
+                    "muc": n.muc,
+                    "polls": n.polls,
+                    "c2s_port": n.c2s_port,
+                    "s2s_port": n.s2s_port,
+                    "http_port": n.http_port,
+                }
+                for n in the_plan.nodes
+            ],
+            "max_visitors_per_node": the_plan.visitors_per_node,
+            "max_per_node": the_plan.max_per_node,
+        },
+        "bridges": {
+            "participants_per_bridge": the_plan.participants_per_bridge,
+            "needed": the_plan.bridges.needed,
+            "min": the_plan.bridges.min,
+            "desired": the_plan.bridges.desired,
+            "max": the_plan.bridges.max,
+        },
+        "capacity": {
+            "viewers": the_plan.capacity.viewers,
+            "by_visitor_nodes": the_plan.capacity.by_visitor_nodes,
+            "by_bridges": the_plan.capacity.by_bridges,
+            "binding": the_plan.capacity.binding,
+            "fits_audience": the_plan.capacity.fits,
+        },
+        "network": {
+            "cidr": the_plan.network.cidr,
+            "subnets": list(the_plan.network.subnets),
+            "signaling_private_ip": the_plan.network.signaling_private_ip,
+        },
+        "user_data": {
+            "text_bytes": len(bundle.user_data.encode()),
+            "sent_bytes": len(user_data_bytes(bundle.user_data, cloud)),
+            "cap_bytes": USER_DATA_CAPS[cloud],
+        },
+        "warnings": list(the_plan.warnings),
+    }
+
+
+def plan_text(doc: dict[str, Any]) -> str:
+    v, b, c, n, u = (
+        doc["visitors"],
+        doc["bridges"],
+        doc["capacity"],
+        doc["network"],
+        doc["user_data"],
+    )
+    nodes = v["nodes"]
+    lines = [
+        f"jitsi-xxl plan: stack {doc['stack']} ({doc['cloud']}), https://{doc['domain']}/",
+        f"  audience       {doc['audience']:,} viewers; main room {doc['main_participants']} "
+        "participants",
+        f"  visitor nodes  {len(nodes)} ({nodes[0]['name']}..{nodes[-1]['name']}); "
+        f"{v['max_visitors_per_node']:,} per node planned, hard cap {v['max_per_node']:,}",
+        f"  bridges        {b['needed']} needed at {b['participants_per_bridge']} per bridge; "
+        f"pool min {b['min']} / desired {b['desired']} / max {b['max']}",
+        f"  capacity       {c['viewers']:,} viewers; {c['binding']} bind first "
+        f"(nodes {c['by_visitor_nodes']:,}, bridges {c['by_bridges']:,})",
+        f"  network        {n['cidr']}; subnets {', '.join(n['subnets'])}; "
+        f"signaling {n['signaling_private_ip']}",
+        f"  user data      {u['sent_bytes']:,} bytes sent of {u['cap_bytes']:,} allowed "
+        f"({u['text_bytes']:,} as text)",
+        "",
+        "  node  domain           c2s    s2s    http",
+    ]
+    lines += [
+        f"  {x['name']:<5} {x['domain']:<16} {x['c2s_port']:<6} {x['s2s_port']:<6} {x['http_port']}"
+        for x in nodes
+    ]
+    lines += [f"warning: {w}" for w in doc["warnings"]]
+    return "\n".join(lines) + "\n"
+
+
+def _bundle(stack: StackFile) -> tuple[Plan, SignalingBundle]:
+    the_plan = plan(stack.settings)
+    tls = (
+        _throwaway_tls(stack.settings.domain)
+        if stack.settings.tls.mode is TlsMode.provided
+        else None
+    )
+    return the_plan, signaling_bundle(stack.settings, the_plan, Credentials.throwaway(), tls)
+
+
+def _write(path: Path, content: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content, encoding="utf-8")
+    path.chmod(mode)
+
+
+def cmd_render(stack_path: Path, out: Path) -> int:
+    stack = load_stack_file(stack_path)
+    the_plan, bundle = _bundle(stack)
+    doc = plan_document(stack, the_plan, bundle)
+    # Everything is rendered before anything is written; only our own subfolders are replaced.
+    for sub in ("signaling", "outputs"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    _write(out / "signaling" / "cloud-init.yaml", bundle.user_data)
+    if stack.settings.cloud.value == "aws":
+        sent = out / "signaling" / "cloud-init.yaml.gz"
+        sent.write_bytes(user_data_bytes(bundle.user_data, stack.settings.cloud))
+    for f in bundle.files:
+        _write(out / "signaling" / "rootfs" / f.path.lstrip("/"), f.content, f.mode)
+    _write(out / "outputs" / "s2s.cfg.lua", bundle.s2s_config)
+    _write(out / "outputs" / "jicofo-visitors.conf", bundle.jicofo_visitors_config, 0o600)
+    _write(out / "plan.json", json.dumps(doc, indent=2) + "\n")
+    print(THROWAWAY_NOTE, file=sys.stderr)
+    print(f"rendered {len(bundle.files)} signaling files for stack {stack.name} into {out}")
+    return 0
+
+
+def cmd_plan(stack_path: Path, fmt: str) -> int:
+    stack = load_stack_file(stack_path)
+    the_plan, bundle = _bundle(stack)
+    doc = plan_document(stack, the_plan, bundle)
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n" if fmt == "json" else plan_text(doc))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xxl", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("render", help="render every file of a stack into a folder")
+    r.add_argument("--stack", type=Path, required=True, help="stacks/Pulumi.<name>.yaml")
+    r.add_argument("--out", type=Path, required=True, help="output folder")
+    pl = sub.add_parser("plan", help="print the topology, capacity and sizes of a stack")
+    pl.add_argument("--stack", type=Path, required=True, help="stacks/Pulumi.<name>.yaml")
+    pl.add_argument("--format", choices=("text", "json"), default="text")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "render":
+            return cmd_render(args.stack, args.out)
+        return cmd_plan(args.stack, args.format)
+    except ConfigError as exc:
+        print(f"error: invalid stack settings in {args.stack}:", file=sys.stderr)
+        for line in exc.problems:
+            print(f"  {line}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (UserDataTooLargeError, RenderError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,330 @@
+"""Topology planner: pure functions from settings to names, ports, counts and capacity.
+
+Nothing here touches Pulumi, jinja or the file system, so every rule is property-tested.
+
+Port scheme: visitor node N (1-based, `vN`) listens on c2s 52220+N, s2s 52690+N and http
+52800+N. For N <= 9 that equals upstream's string-built 5222N/5269N/5280N; unlike the
+string concatenation it stays correct for N >= 10 (upstream's v10 would get 526910).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Final
+
+from components.settings import PROJECT, VISITOR_DOMAIN_SUFFIX, Settings
+
+MAX_NODES: Final = 64
+C2S_BASE: Final = 52220
+S2S_BASE: Final = 52690
+HTTP_BASE: Final = 52800
+
+MAIN_C2S_PORT: Final = 5222
+MAIN_S2S_PORT: Final = 5269
+MAIN_HTTP_PORT: Final = 5280
+JICOFO_REST_PORT: Final = 8888
+JVB_WEBSOCKET_PORT: Final = 9090
+
+# Ports that something else on the signaling VM or a bridge already uses, or that clients
+# expect: no visitor node may take one.
+STANDARD_PORTS: Final = frozenset(
+    {22, 53, 80, 443, 3478, 5222, 5269, 5280, 5281, 5347, 5349, 8080, 8888, 9090, 10000}
+)
+
+# Plan a node to be at most two-thirds full at the expected audience: jicofo picks a
+# random unused node once one reaches its soft limit, and the viewers of a node that
+# restarts reconnect to the others. 10,000 viewers at 2,000 per node gives 8 nodes, the
+# upstream recommendation.
+NODE_TARGET_FILL: Final = Fraction(2, 3)
+
+# visitors_component keeps the vnodes of one room in a cache of 16 entries; a room spread
+# over more nodes loses promotion requests from the evicted ones.
+MAX_NODES_PER_ROOM: Final = 16
+
+# Ceiling of the bridge pool over what the audience needs, for stress-driven scale-out.
+BRIDGE_HEADROOM: Final = Fraction(3, 2)
+
+
+@dataclass(frozen=True)
+class VisitorNode:
+    """One visitor prosody (`vN`) and everything named after it."""
+
+    index: int
+    name: str
+    domain: str
+    muc: str
+    polls: str
+    c2s_port: int
+    s2s_port: int
+    http_port: int
+
+    @property
+    def config_dir(self) -> str:
+        return f"/etc/prosody-{self.name}"
+
+    @property
+    def data_dir(self) -> str:
+        return f"/var/lib/prosody-{self.name}"
+
+    @property
+    def log_dir(self) -> str:
+        return f"/var/log/prosody-{self.name}"
+
+    @property
+    def run_dir(self) -> str:
+        return f"/run/prosody-{self.name}"
+
+    @property
+    def unit(self) -> str:
+        return f"prosody-v@{self.index}.service"
+
+    @property
+    def s2s_names(self) -> tuple[str, str, str]:
+        """Names the main prosody reaches on this node over s2s."""
+        return (self.muc, self.domain, self.polls)
+
+
+def visitor_node(index: int) -> VisitorNode:
+    """Name and number visitor node `index` (1-based)."""
+    if not 1 <= index <= MAX_NODES:
+        raise ValueError(f"visitor node index must be 1..{MAX_NODES}, got {index}")
+    name = f"v{index}"
+    domain = f"{name}.{VISITOR_DOMAIN_SUFFIX}"
+    return VisitorNode(
+        index=index,
+        name=name,
+        domain=domain,
+        muc=f"conference.{domain}",
+        polls=f"polls.{domain}",
+        c2s_port=C2S_BASE + index,
+        s2s_port=S2S_BASE + index,
+        http_port=HTTP_BASE + index,
+    )
+
+
+def visitor_nodes(count: int) -> tuple[VisitorNode, ...]:
+    return tuple(visitor_node(i) for i in range(1, count + 1))
+
+
+def default_node_count(audience: int, max_per_node: int) -> int:
+    """Nodes for an audience when `visitors.nodes` is not set (see NODE_TARGET_FILL)."""
+    wanted = math.ceil(Fraction(audience) / (max_per_node * NODE_TARGET_FILL))
+    return max(1, min(MAX_NODES, wanted))
+
+
+def visitors_per_node(audience: int, nodes: int, max_per_node: int) -> int:
+    """jicofo's `max-visitors-per-node`: spread the audience evenly, never past the hard cap."""
+    return max(1, min(max_per_node, math.ceil(audience / nodes)))
+
+
+def bridges_needed(audience: int, main_participants: int, participants_per_bridge: int) -> int:
+    """Bridges that carry every endpoint (viewers plus the main room) at the per-bridge cap."""
+    return max(1, math.ceil((audience + main_participants) / participants_per_bridge))
+
+
+@dataclass(frozen=True)
+class BridgePool:
+    """Size of the videobridge pool."""
+
+    needed: int
+    min: int
+    desired: int
+    max: int
+
+
+def bridge_pool(needed: int, floor: int | None = None, ceiling: int | None = None) -> BridgePool:
+    """Pool bounds: the floor defaults to what is needed (an event must not start short),
+    the ceiling to 1.5x that; desired is what is needed, within the bounds."""
+    lo = floor if floor is not None else needed if ceiling is None else min(needed, ceiling)
+    hi = max(lo, math.ceil(needed * BRIDGE_HEADROOM)) if ceiling is None else ceiling
+    return BridgePool(needed=needed, min=lo, desired=min(max(needed, lo), hi), max=hi)
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What the plan can hold and which limit binds first."""
+
+    audience: int
+    viewers: int
+    by_visitor_nodes: int
+    by_bridges: int
+    binding: str
+
+    @property
+    def fits(self) -> bool:
+        return self.viewers >= self.audience
+
+
+def capacity(
+    *,
+    audience: int,
+    nodes: int,
+    max_per_node: int,
+    main_participants: int,
+    bridges_max: int,
+    participants_per_bridge: int,
+) -> Capacity:
+    by_nodes = nodes * max_per_node
+    by_bridges = max(0, bridges_max * participants_per_bridge - main_participants)
+    binding = "visitor nodes" if by_nodes <= by_bridges else "bridges"
+    return Capacity(
+        audience=audience,
+        viewers=min(by_nodes, by_bridges),
+        by_visitor_nodes=by_nodes,
+        by_bridges=by_bridges,
+        binding=binding,
+    )
+
+
+@dataclass(frozen=True)
+class NetworkPlan:
+    """Private addressing shared by both clouds."""
+
+    cidr: str
+    subnets: tuple[str, ...]
+    signaling_private_ip: str
+
+
+def network_plan(cidr: str, zones: int = 2) -> NetworkPlan:
+    """Carve /24 subnets 1..zones out of the range; the signaling VM is host .10 of the first.
+
+    Subnet 0 is left free: AWS and Hetzner both reserve addresses at the start of a range.
+    """
+    net = ipaddress.IPv4Network(cidr)
+    subnets = tuple(str(s) for s in list(net.subnets(new_prefix=24))[1 : zones + 1])
+    first = ipaddress.IPv4Network(subnets[0])
+    return NetworkPlan(
+        cidr=cidr, subnets=subnets, signaling_private_ip=str(first.network_address + 10)
+    )
+
+
+_OCTET: Final = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+
+
+def colibri_ws_route(cidr: str, port: int) -> tuple[str, str]:
+    """nginx location regex and proxy_pass target for `/colibri-ws/jvb-A-B-C-D/...`.
+
+    A bridge's server-id is `jvb-` plus its private address with dashes (bridge_server_id),
+    so a new bridge in the pool needs no nginx change. The regex matches only addresses
+    inside `cidr`, which keeps the route from proxying anywhere outside the bridges' network.
+    """
+    net = ipaddress.IPv4Network(cidr)
+    patterns: list[str] = []
+    octets: list[str] = []
+    group = 0
+    for lo, hi in zip(net.network_address.packed, net.broadcast_address.packed, strict=True):
+        if lo == hi:
+            patterns.append(str(lo))
+            octets.append(str(lo))
+            continue
+        group += 1
+        octets.append(f"${group}")
+        if lo == 0 and hi == 255:  # noqa: PLR2004
+            patterns.append(_OCTET)
+        else:
+            patterns.append("(" + "|".join(str(v) for v in range(lo, hi + 1)) + ")")
+    regex = r"^/colibri-ws/jvb-" + "-".join(patterns) + r"/(.*)$"
+    address = ".".join(octets)
+    server_id = "jvb-" + "-".join(octets)
+    target = f"http://{address}:{port}/colibri-ws/{server_id}/${group + 1}$is_args$args"
+    return regex, target
+
+
+def bridge_server_id(private_ip: str) -> str:
+    """The server-id a bridge at `private_ip` announces (see colibri_ws_route)."""
+    return "jvb-" + str(ipaddress.IPv4Address(private_ip)).replace(".", "-")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The whole topology derived from one stack's settings."""
+
+    domain: str
+    nodes: tuple[VisitorNode, ...]
+    visitors_per_node: int
+    max_per_node: int
+    main_participants: int
+    participants_per_bridge: int
+    bridges: BridgePool
+    capacity: Capacity
+    network: NetworkPlan
+    warnings: tuple[str, ...]
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return tuple(p for n in self.nodes for p in (n.c2s_port, n.s2s_port, n.http_port))
+
+
+def node_count(settings: Settings) -> int:
+    v = settings.visitors
+    return v.nodes if v.nodes is not None else default_node_count(settings.audience, v.max_per_node)
+
+
+def check_plan(settings: Settings) -> list[str]:
+    """Rules between sections; one line per problem, naming the keys."""
+    v, b = settings.visitors, settings.bridges
+    problems: list[str] = []
+    nodes = node_count(settings)
+    if nodes * v.max_per_node < settings.audience:
+        least = math.ceil(settings.audience / v.max_per_node)
+        hint = (
+            f"at least {least} nodes"
+            if least <= MAX_NODES
+            else f"visitors.max_per_node of at least {math.ceil(settings.audience / MAX_NODES)}"
+        )
+        problems.append(
+            f"{PROJECT}:visitors.nodes: {nodes} nodes x max_per_node {v.max_per_node} hold "
+            f"{nodes * v.max_per_node} viewers, fewer than audience {settings.audience}; "
+            f"allowed: {hint}"
+        )
+    needed = bridges_needed(settings.audience, v.main_participants, b.participants_per_bridge)
+    pool = bridge_pool(needed, b.min, b.max)
+    if pool.min > pool.max:
+        problems.append(
+            f"{PROJECT}:bridges.min: {pool.min} is above bridges.max {pool.max}; "
+            f"allowed: a floor at most the ceiling"
+        )
+    elif pool.max < needed:
+        problems.append(
+            f"{PROJECT}:bridges.max: {pool.max} bridges of {b.participants_per_bridge} carry "
+            f"fewer than audience {settings.audience} + {v.main_participants} main "
+            f"participants; allowed: at least {needed} (or raise "
+            f"bridges.participants_per_bridge)"
+        )
+    return problems
+
+
+def plan(settings: Settings) -> Plan:
+    """Derive the topology. Assumes `check_plan(settings)` is empty (parse_settings ensures it)."""
+    v, b = settings.visitors, settings.bridges
+    count = node_count(settings)
+    needed = bridges_needed(settings.audience, v.main_participants, b.participants_per_bridge)
+    pool = bridge_pool(needed, b.min, b.max)
+    warnings = []
+    if count > MAX_NODES_PER_ROOM:
+        warnings.append(
+            f"{count} visitor nodes: one conference uses at most {MAX_NODES_PER_ROOM} of them "
+            "reliably (visitors_component tracks 16 nodes per room); more serve more rooms"
+        )
+    return Plan(
+        domain=settings.domain,
+        nodes=visitor_nodes(count),
+        visitors_per_node=visitors_per_node(settings.audience, count, v.max_per_node),
+        max_per_node=v.max_per_node,
+        main_participants=v.main_participants,
+        participants_per_bridge=b.participants_per_bridge,
+        bridges=pool,
+        capacity=capacity(
+            audience=settings.audience,
+            nodes=count,
+            max_per_node=v.max_per_node,
+            main_participants=v.main_participants,
+            bridges_max=pool.max,
+            participants_per_bridge=b.participants_per_bridge,
+        ),
+        network=network_plan(settings.network.cidr),
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,443 @@
+"""Stack settings: one frozen, typed model, parsed once at the edge.
+
+The same model is built from a stack file (`stacks/Pulumi.<stack>.yaml`, for the offline
+`xxl` command) and from `pulumi.Config` (for `pulumi up`). Every key is validated up front;
+unknown keys are errors, because a typo in a 10,000-viewer event's config must not be
+silently replaced by a default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum, unique
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+
+PROJECT: Final = "jitsi-xxl"
+
+# Config namespaces a stack file may carry besides the project's own: the providers'.
+PROVIDER_NAMESPACES: Final = frozenset({"aws", "hcloud", "random", "pulumi"})
+
+# Top-level keys of a Pulumi stack file other than `config`.
+STACK_FILE_KEYS: Final = frozenset({"config", "encryptionsalt", "secretsprovider", "encryptedkey"})
+
+# The web client and jigasi hard-code `vN.meet.jitsi` as the visitor domains.
+VISITOR_DOMAIN_SUFFIX: Final = "meet.jitsi"
+
+_DOMAIN_RE: Final = re.compile(
+    r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
+)
+_EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DEBIAN_VERSION_RE: Final = re.compile(r"^[0-9][A-Za-z0-9.+~:-]*$")
+
+
+class ConfigError(Exception):
+    """Invalid stack settings; `problems` holds one readable line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = tuple(problems)
+
+
+@unique
+class Cloud(StrEnum):
+    """Where the stack runs."""
+
+    aws = "aws"
+    hetzner = "hetzner"
+
+
+@unique
+class Promotion(StrEnum):
+    """How a visitor who raises a hand becomes a main participant."""
+
+    auto = "auto"  # granted at once
+    moderated = "moderated"  # a moderator approves it
+    off = "off"  # not granted automatically, and no approval path in the web client
+
+
+@unique
+class TlsMode(StrEnum):
+    """Where the signaling VM's certificate comes from."""
+
+    letsencrypt = "letsencrypt"
+    provided = "provided"
+    self_signed = "self-signed"
+
+
+def _whole_number(value: object) -> object:
+    """Accept ints and digit strings (Pulumi passes scalar config as text); refuse the rest.
+
+    A bool is an int to Python, and 2.5 would be truncated by a lax parser: both are refused.
+    """
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError("must be a whole number")
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    if isinstance(value, float):
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, use_enum_values=False)
+
+
+class VisitorSettings(_Strict):
+    """`jitsi-xxl:visitors`: the visitor prosodies and when viewers are sent to them."""
+
+    nodes: WholeNumber | None = Field(
+        default=None, ge=1, le=64, description="visitor prosodies; default derived from audience"
+    )
+    max_per_node: WholeNumber = Field(
+        default=2000, ge=50, le=10000, description="hard cap of viewers per node"
+    )
+    main_participants: WholeNumber = Field(
+        default=30, ge=1, le=500, description="jicofo max-participants of the main room"
+    )
+    promotion: Promotion = Field(default=Promotion.auto, description="visitor promotion")
+
+
+class BridgeSettings(_Strict):
+    """`jitsi-xxl:bridges`: the videobridge pool."""
+
+    participants_per_bridge: WholeNumber = Field(
+        default=200, ge=10, le=2000, description="jicofo max-bridge-participants"
+    )
+    min: WholeNumber | None = Field(
+        default=None, ge=0, le=1000, description="pool floor; default: what the audience needs"
+    )
+    max: WholeNumber | None = Field(
+        default=None, ge=1, le=1000, description="pool ceiling; default 1.5 x what it needs"
+    )
+
+
+class TlsSettings(_Strict):
+    """`jitsi-xxl:tls`: the public certificate of the signaling VM."""
+
+    mode: TlsMode = Field(default=TlsMode.letsencrypt, description="certificate source")
+    email: str | None = Field(default=None, description="ACME account e-mail (letsencrypt)")
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL_RE.match(value):
+            raise ValueError("must be an e-mail address such as ops@example.org")
+        return value
+
+    @model_validator(mode="after")
+    def _email_for_acme(self) -> TlsSettings:
+        if self.mode is TlsMode.letsencrypt and not self.email:
+            raise ValueError("tls.email is required when tls.mode is letsencrypt")
+        return self
+
+
+class NetworkSettings(_Strict):
+    """`jitsi-xxl:network`: the private network the signaling VM and bridges share."""
+
+    cidr: str = Field(default="10.0.0.0/16", description="private IPv4 range, /16 to /22")
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        try:
+            net = ipaddress.IPv4Network(value, strict=True)
+        except ValueError as exc:
+            raise ValueError("must be an IPv4 network such as 10.0.0.0/16") from exc
+        if not net.is_private:
+            raise ValueError("must be a private range (10/8, 172.16/12 or 192.168/16)")
+        if not 16 <= net.prefixlen <= 22:  # noqa: PLR2004 - the subnet plan needs /24s inside
+            raise ValueError("prefix must be between /16 and /22")
+        return value
+
+
+class ReleaseSettings(_Strict):
+    """`jitsi-xxl:release`: pinned package versions; every VM of a stack runs the same ones."""
+
+    # Defaults: Jitsi stable 11146 (jitsi-meet-debian-meta tag jitsi_meet_11146) and the
+    # Prosody release Jitsi's own infrastructure runs (13.0.6).
+    jitsi_meet: str = Field(
+        default="1.0.9365-1",
+        description="Debian version of jitsi-meet-web, jitsi-meet-web-config, jitsi-meet-prosody",
+    )
+    jicofo: str = Field(default="1.0-1189-1", description="Debian version of jicofo")
+    jitsi_videobridge: str = Field(
+        default="2.3-307-g4bb0aead1-1", description="Debian version of jitsi-videobridge2"
+    )
+    prosody: str = Field(
+        default="13.0.6-1~noble1",
+        description="Debian version (or apt pin such as 13.0.*) of prosody; 13.0.3 or later",
+    )
+
+    @field_validator("jitsi_meet", "jicofo", "jitsi_videobridge")
+    @classmethod
+    def _debian_version(cls, value: str) -> str:
+        if not _DEBIAN_VERSION_RE.match(value):
+            raise ValueError("must be a Debian package version such as 1.0.9365-1")
+        return value
+
+    @field_validator("prosody")
+    @classmethod
+    def _prosody_pin(cls, value: str) -> str:
+        # Visitors need the s2sout-pre-connect event (0.12.4+); 13.0.0-13.0.2 ignore the
+        # muc_room_default_presence_broadcast table the visitor MUC relies on (Prosody #1938).
+        m = re.fullmatch(r"(\d+)\.(\d+)\.(\d+|\*)(-[A-Za-z0-9.+~]+)?", value)
+        if not m:
+            raise ValueError("must be a version or pin such as 13.0.* or 13.0.6-1~noble1")
+        major, minor, patch = int(m[1]), int(m[2]), m[3]
+        if (major, minor) < (13, 0) or (
+            (major, minor) == (13, 0) and patch != "*" and int(patch) < 3  # noqa: PLR2004
+        ):
+            raise ValueError("must be prosody 13.0.3 or later (13.0.0-13.0.2 break visitors)")
+        return value
+
+
+class Settings(_Strict):
+    """Everything a stack can set under the `jitsi-xxl:` namespace."""
+
+    cloud: Cloud = Field(description="aws or hetzner")
+    domain: str = Field(description="public DNS name of the conference site")
+    audience: WholeNumber = Field(
+        default=10000, ge=1, le=1_000_000, description="expected concurrent viewers"
+    )
+    visitors: VisitorSettings = Field(default_factory=VisitorSettings)
+    bridges: BridgeSettings = Field(default_factory=BridgeSettings)
+    tls: TlsSettings = Field(description="certificate mode and ACME e-mail")
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
+    release: ReleaseSettings = Field(default_factory=ReleaseSettings)
+
+    @field_validator("domain", mode="before")
+    @classmethod
+    def _domain(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        name = value.strip().rstrip(".").lower()
+        if not _DOMAIN_RE.match(name):
+            raise ValueError("must be a DNS name such as meet.example.org")
+        if name == VISITOR_DOMAIN_SUFFIX or name.endswith("." + VISITOR_DOMAIN_SUFFIX):
+            raise ValueError(f"must not be under {VISITOR_DOMAIN_SUFFIX} (the visitor domains)")
+        return name
+
+
+# --- error reporting -----------------------------------------------------------------------
+
+
+def _field_info(path: tuple[str | int, ...]) -> FieldInfo | None:
+    model: type[BaseModel] = Settings
+    info: FieldInfo | None = None
+    for part in path:
+        if not isinstance(part, str) or part not in model.model_fields:
+            return None
+        info = model.model_fields[part]
+        ann = info.annotation
+        nested = next(
+            (
+                a
+                for a in getattr(ann, "__args__", (ann,))
+                if isinstance(a, type) and issubclass(a, BaseModel)
+            ),
+            None,
+        )
+        if nested is not None:
+            model = nested
+    return info
+
+
+def _model_at(path: tuple[str | int, ...]) -> type[BaseModel]:
+    model: type[BaseModel] = Settings
+    for part in path:
+        info = model.model_fields.get(str(part))
+        if info is None:
+            break
+        nested = next(
+            (
+                a
+                for a in getattr(info.annotation, "__args__", (info.annotation,))
+                if isinstance(a, type) and issubclass(a, BaseModel)
+            ),
+            None,
+        )
+        if nested is None:
+            break
+        model = nested
+    return model
+
+
+def allowed(path: tuple[str | int, ...]) -> str:
+    """Describe what a key accepts, from the model itself (so the text cannot drift)."""
+    info = _field_info(path)
+    if info is None:
+        return "see README, Configuration"
+    ann = info.annotation
+    args = getattr(ann, "__args__", (ann,))
+    enum = next((a for a in args if isinstance(a, type) and issubclass(a, StrEnum)), None)
+    if enum is not None:
+        return "one of " + ", ".join(m.value for m in enum)
+    lo = next((m.ge for m in info.metadata if hasattr(m, "ge")), None)
+    hi = next((m.le for m in info.metadata if hasattr(m, "le")), None)
+    if lo is not None and hi is not None:
+        return f"a whole number from {lo} to {hi}"
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return "an object with keys " + ", ".join(ann.model_fields)
+    return info.description or "see README, Configuration"
+
+
+def _key(path: tuple[str | int, ...]) -> str:
+    return f"{PROJECT}:" + ".".join(str(p) for p in path)
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors(include_url=False):
+        path = tuple(err["loc"])
+        if err["type"] == "extra_forbidden":
+            parent = _model_at(path[:-1])
+            lines.append(
+                f"{_key(path)}: unknown key; allowed keys here: {', '.join(parent.model_fields)}"
+            )
+            continue
+        if err["type"] == "missing":
+            lines.append(f"{_key(path)}: required; allowed: {allowed(path)}")
+            continue
+        if (path and path[-1] == "__root__") or (err["type"] == "value_error" and not path):
+            lines.append(f"{PROJECT}: {err['msg'].removeprefix('Value error, ')}")
+            continue
+        got = json.dumps(err["input"], default=str)
+        msg = err["msg"].removeprefix("Value error, ")
+        where = _key(path) if path else PROJECT
+        if err["type"] == "value_error" and path and _field_info(path) is None:
+            lines.append(f"{where}: {msg}")
+        else:
+            lines.append(f"{where}: {got} is not allowed ({msg}); allowed: {allowed(path)}")
+    return lines
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+
+def parse_settings(raw: Mapping[str, Any]) -> Settings:
+    """Build the model from the project's keys (namespace already stripped).
+
+    Raises ConfigError listing every problem found at once.
+    """
+    try:
+        settings = Settings.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc)) from None
+    # Rules between sections need the planner's arithmetic, so they live there; importing
+    # here keeps one entry point that either returns a valid model or raises ConfigError.
+    from components.planner import check_plan  # noqa: PLC0415 - planner imports settings
+
+    problems = check_plan(settings)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def split_namespaces(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Split a stack's `config` map into project keys, provider keys and problems."""
+    project: dict[str, Any] = {}
+    providers: dict[str, Any] = {}
+    problems: list[str] = []
+    for full_key, value in config.items():
+        namespace, sep, key = str(full_key).partition(":")
+        if not sep:
+            problems.append(
+                f"{full_key}: config keys must be namespaced, e.g. {PROJECT}:{full_key}"
+            )
+        elif namespace == PROJECT:
+            project[key] = value
+        elif namespace in PROVIDER_NAMESPACES:
+            providers[full_key] = value
+        else:
+            problems.append(
+                f"{full_key}: unknown namespace {namespace!r}; allowed: {PROJECT}, "
+                + ", ".join(sorted(PROVIDER_NAMESPACES))
+            )
+    return project, providers, problems
+
+
+def is_secure(value: object) -> bool:
+    """A stack-file value encrypted by Pulumi (`{secure: ...}`)."""
+    return isinstance(value, Mapping) and set(value) == {"secure"}
+
+
+# Secret keys live beside the model, never in it: the model is plain data that may be
+# printed, and these reach the renderer as Pulumi secrets (or throwaway values offline).
+SECRET_KEYS: Final = frozenset({"tls_certificate", "tls_private_key"})
+
+
+@dataclass(frozen=True)
+class StackFile:
+    """A parsed stack file: its settings, provider keys, and which secrets it carries."""
+
+    name: str
+    settings: Settings
+    providers: Mapping[str, Any]
+    secrets: frozenset[str]
+
+
+def stack_name(path: Path) -> str:
+    """`stacks/Pulumi.aws-10k.yaml` -> `aws-10k`."""
+    name = path.name
+    if not (name.startswith("Pulumi.") and name.endswith((".yaml", ".yml"))):
+        raise ConfigError([f"{path}: a stack file is named Pulumi.<stack>.yaml"])
+    return name.removeprefix("Pulumi.").rsplit(".", 1)[0]
+
+
+def load_stack_file(path: Path) -> StackFile:
+    """Parse `stacks/Pulumi.<stack>.yaml` with the same rules as `pulumi up`."""
+    name = stack_name(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML ({exc})"]) from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, Mapping):
+        raise ConfigError([f"{path}: must be a mapping with a `config:` key"])
+    problems = [
+        f"{path}: unknown top-level key {key!r}; allowed: {', '.join(sorted(STACK_FILE_KEYS))}"
+        for key in doc
+        if key not in STACK_FILE_KEYS
+    ]
+    config = doc.get("config") or {}
+    if not isinstance(config, Mapping):
+        raise ConfigError([*problems, f"{path}: `config` must be a mapping"])
+    project, providers, ns_problems = split_namespaces(config)
+    problems += ns_problems
+    secrets = frozenset(k for k in project if k in SECRET_KEYS)
+    for key in sorted(secrets):
+        if not is_secure(project.pop(key)):
+            problems.append(
+                f"{PROJECT}:{key}: must be stored encrypted "
+                f"(pulumi config set --secret {PROJECT}:{key} ...)"
+            )
+    try:
+        settings = parse_settings(project)
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
+    return StackFile(name=name, settings=settings, providers=providers, secrets=secrets)

@@ -1,0 +1,346 @@
+"""Every file the signaling VM holds from us, rendered from the settings and the plan.
+
+The VM runs the main prosody, one prosody per visitor node (`prosody-v@N`), jicofo, nginx
+with the web app, and coturn. This module decides the values; the templates under
+`templates/signaling/` (a mirror of the VM's file system) only place them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from components.credentials import Credentials, TlsMaterial
+from components.planner import (
+    JICOFO_REST_PORT,
+    JVB_WEBSOCKET_PORT,
+    MAIN_C2S_PORT,
+    MAIN_HTTP_PORT,
+    MAIN_S2S_PORT,
+    Plan,
+    VisitorNode,
+    colibri_ws_route,
+)
+from components.render import RenderedFile, render
+from components.settings import VISITOR_DOMAIN_SUFFIX, Promotion, Settings, TlsMode
+from components.userdata import check_caps, cloud_config
+
+LOOPBACK: Final = "127.0.0.1"
+TURN_PORT: Final = 3478
+TURNS_PORT: Final = 5349
+
+# The bootstrap unpacks this archive, so the VM's files travel compressed together
+# (similar files, such as one config per visitor node, compress to a few bytes each).
+ROOTFS_ARCHIVE: Final = "/var/lib/jitsi-xxl/rootfs.tar.xz"
+BOOTSTRAP: Final = "/usr/local/sbin/jitsi-xxl-bootstrap"
+READY_REPORT: Final = "/var/lib/jitsi-xxl/ready.json"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the rendered files live: the VM (`root=""`), or a scratch root for local runs."""
+
+    root: str = ""
+
+    def path(self, absolute: str) -> str:
+        return self.root + absolute
+
+
+@dataclass(frozen=True)
+class _Spec:
+    template: str
+    target: str
+    mode: int = 0o644
+    group: str = "root"
+
+
+def _names(domain: str) -> dict[str, str]:
+    auth = f"auth.{domain}"
+    vnode_auth = f"auth.{VISITOR_DOMAIN_SUFFIX}"
+    return {
+        "domain": domain,
+        "auth_domain": auth,
+        "muc": f"conference.{domain}",
+        "internal_muc": f"internal.{auth}",
+        "brewery_jid": f"jvbbrewery@internal.{auth}",
+        "focus_jid": f"focus@{auth}",
+        "jvb_jid": f"jvb@{auth}",
+        "focus_component": f"focus.{domain}",
+        "visitors_component": f"visitors.{domain}",
+        "polls": f"polls.{domain}",
+        "lobby": f"lobby.{domain}",
+        "breakout": f"breakout.{domain}",
+        "metadata": f"metadata.{domain}",
+        "speakerstats": f"speakerstats.{domain}",
+        "endconference": f"endconference.{domain}",
+        "avmoderation": f"avmoderation.{domain}",
+        "recorder": f"recorder.{domain}",
+        "vnode_auth_domain": vnode_auth,
+        "vnode_focus_jid": f"focus@{vnode_auth}",
+    }
+
+
+def main_s2s_routes(plan: Plan) -> dict[str, str]:
+    """The main prosody's `s2sout_override`: every name of every node to its s2s port."""
+    return {name: f"tcp://{LOOPBACK}:{n.s2s_port}" for n in plan.nodes for name in n.s2s_names}
+
+
+def vnode_s2s_names(domain: str) -> tuple[str, ...]:
+    """Main-side names a visitor node talks to (chat, promotion, presence, polls)."""
+    n = _names(domain)
+    return (n["muc"], n["visitors_component"], n["domain"], n["polls"])
+
+
+def readiness_checks(plan: Plan) -> list[dict[str, str]]:
+    """What the bootstrap waits for before it reports the VM ready: name and probe target.
+
+    `tcp:HOST:PORT` must accept a connection; an `http://` URL must answer 2xx.
+    """
+    checks = [
+        {"name": "prosody-c2s-loopback", "target": f"tcp:{LOOPBACK}:{MAIN_C2S_PORT}"},
+        {
+            "name": "prosody-c2s-private",
+            "target": f"tcp:{plan.network.signaling_private_ip}:{MAIN_C2S_PORT}",
+        },
+        {"name": "prosody-http", "target": f"tcp:{LOOPBACK}:{MAIN_HTTP_PORT}"},
+    ]
+    for n in plan.nodes:
+        checks.append({"name": f"prosody-{n.name}-c2s", "target": f"tcp:{LOOPBACK}:{n.c2s_port}"})
+        checks.append({"name": f"prosody-{n.name}-http", "target": f"tcp:{LOOPBACK}:{n.http_port}"})
+    checks += [
+        {"name": "jicofo", "target": f"http://{LOOPBACK}:{JICOFO_REST_PORT}/about/health"},
+        {"name": "nginx-https", "target": f"tcp:{LOOPBACK}:443"},
+        {"name": "coturn", "target": f"tcp:{LOOPBACK}:{TURN_PORT}"},
+    ]
+    return checks
+
+
+def _node_view(node: VisitorNode, layout: Layout) -> dict[str, Any]:
+    return {
+        "index": node.index,
+        "name": node.name,
+        "domain": node.domain,
+        "muc": node.muc,
+        "polls": node.polls,
+        "c2s_port": node.c2s_port,
+        "s2s_port": node.s2s_port,
+        "http_port": node.http_port,
+        "config": layout.path(f"{node.config_dir}/prosody.cfg.lua"),
+        "data_dir": layout.path(node.data_dir),
+        "log_dir": layout.path(node.log_dir),
+        "pidfile": layout.path(f"{node.run_dir}/prosody.pid"),
+    }
+
+
+def context(
+    settings: Settings,
+    plan: Plan,
+    creds: Credentials,
+    layout: Layout = Layout(),
+) -> dict[str, Any]:
+    """All values the signaling templates place."""
+    names = _names(settings.domain)
+    ws_regex, ws_target = colibri_ws_route(settings.network.cidr, JVB_WEBSOCKET_PORT)
+    promotion = settings.visitors.promotion
+    tls_dir = layout.path("/etc/jitsi/xxl/tls")
+    return {
+        **names,
+        "layout_root": layout.root,
+        "plan": plan,
+        "nodes": [_node_view(n, layout) for n in plan.nodes],
+        "loopback": LOOPBACK,
+        "private_ip": plan.network.signaling_private_ip,
+        "network_cidr": plan.network.cidr,
+        "main_c2s_port": MAIN_C2S_PORT,
+        "main_s2s_port": MAIN_S2S_PORT,
+        "main_http_port": MAIN_HTTP_PORT,
+        "jicofo_rest_port": JICOFO_REST_PORT,
+        "jvb_websocket_port": JVB_WEBSOCKET_PORT,
+        "s2sout_override": main_s2s_routes(plan),
+        "s2s_whitelist": list(main_s2s_routes(plan)),
+        "vnode_s2s_whitelist": list(vnode_s2s_names(settings.domain)),
+        "vnode_s2sout_override": dict.fromkeys(
+            vnode_s2s_names(settings.domain), f"tcp://{LOOPBACK}:{MAIN_S2S_PORT}"
+        ),
+        "auto_allow_promotion": promotion is Promotion.auto,
+        "conference_request_url": (
+            f"https://{settings.domain}/conference-request/v1"
+            if promotion is Promotion.moderated
+            else None
+        ),
+        "visitors_ignore_list": [names["recorder"]],
+        "prosody_certs": {
+            "key": layout.path(f"/etc/prosody/certs/{settings.domain}.key"),
+            "crt": layout.path(f"/etc/prosody/certs/{settings.domain}.crt"),
+        },
+        "plugin_path": "/usr/share/jitsi-meet/prosody-plugins/",
+        "main_data_dir": layout.path("/var/lib/prosody"),
+        "main_log_dir": layout.path("/var/log/prosody"),
+        "main_pidfile": layout.path("/run/prosody/prosody.pid"),
+        "tls_crt": f"{tls_dir}/{settings.domain}.crt",
+        "tls_key": f"{tls_dir}/{settings.domain}.key",
+        "tls_mode": settings.tls.mode.value,
+        "tls_email": settings.tls.email or "",
+        "acme_webroot": layout.path("/var/www/jitsi-xxl-acme"),
+        "turn_port": TURN_PORT,
+        "turns_port": TURNS_PORT,
+        "colibri_ws_regex": ws_regex,
+        "colibri_ws_target": ws_target,
+        "release": settings.release,
+        "creds": creds,
+        "checks": readiness_checks(plan),
+        "rootfs_archive": ROOTFS_ARCHIVE,
+        "ready_report": READY_REPORT,
+    }
+
+
+_MAIN_SPECS: Final = (
+    _Spec(
+        "signaling/etc/prosody/prosody.cfg.lua.j2", "/etc/prosody/prosody.cfg.lua", 0o640, "prosody"
+    ),
+    _Spec(
+        "signaling/etc/prosody/conf.avail/DOMAIN.cfg.lua.j2",
+        "/etc/prosody/conf.avail/{domain}.cfg.lua",
+        0o640,
+        "prosody",
+    ),
+    _Spec(
+        "signaling/etc/systemd/system/prosody-v@.service.j2",
+        "/etc/systemd/system/prosody-v@.service",
+    ),
+    _Spec(
+        "signaling/etc/jitsi/jicofo/jicofo.conf.j2",
+        "/etc/jitsi/jicofo/jicofo.conf",
+        0o640,
+        "jicofo",
+    ),
+    _Spec(
+        "signaling/etc/nginx/sites-available/DOMAIN.conf.j2",
+        "/etc/nginx/sites-available/{domain}.conf",
+    ),
+    _Spec(
+        "signaling/etc/jitsi/meet/DOMAIN-xxl-config.js.j2",
+        "/etc/jitsi/meet/{domain}-xxl-config.js",
+    ),
+    _Spec("signaling/etc/turnserver.conf.j2", "/etc/turnserver.conf", 0o640, "turnserver"),
+    _Spec(
+        "signaling/etc/apt/sources.list.d/jitsi-xxl.sources.j2",
+        "/etc/apt/sources.list.d/jitsi-xxl.sources",
+    ),
+    _Spec(
+        "signaling/etc/apt/preferences.d/jitsi-xxl.pref.j2", "/etc/apt/preferences.d/jitsi-xxl.pref"
+    ),
+    _Spec("signaling/etc/jitsi/xxl/secrets.env.j2", "/etc/jitsi/xxl/secrets.env", 0o600),
+)
+_NODE_SPEC: Final = _Spec(
+    "signaling/etc/prosody-vN/prosody.cfg.lua.j2",
+    "/etc/prosody-{node}/prosody.cfg.lua",
+    0o640,
+    "prosody",
+)
+_BOOTSTRAP_SPEC: Final = _Spec("signaling/usr/local/sbin/jitsi-xxl-bootstrap.j2", BOOTSTRAP, 0o755)
+
+
+def rootfs_files(
+    settings: Settings,
+    plan: Plan,
+    creds: Credentials,
+    tls: TlsMaterial | None = None,
+    layout: Layout = Layout(),
+) -> tuple[RenderedFile, ...]:
+    """The files the bootstrap unpacks onto the VM (everything but the bootstrap itself)."""
+    ctx = context(settings, plan, creds, layout)
+    files = [
+        RenderedFile(
+            layout.path(s.target.format(domain=settings.domain)),
+            render(s.template, ctx),
+            s.mode,
+            s.group,
+        )
+        for s in _MAIN_SPECS
+    ]
+    files += [
+        RenderedFile(
+            layout.path(_NODE_SPEC.target.format(node=node["name"])),
+            render(_NODE_SPEC.template, {**ctx, "node": node}),
+            _NODE_SPEC.mode,
+            _NODE_SPEC.group,
+        )
+        for node in ctx["nodes"]
+    ]
+    if settings.tls.mode is TlsMode.provided:
+        if tls is None:
+            raise ValueError("tls.mode is provided but no certificate was given")
+        files += [
+            RenderedFile(ctx["tls_crt"], tls.certificate.rstrip("\n") + "\n", 0o644),
+            RenderedFile(ctx["tls_key"], tls.private_key.rstrip("\n") + "\n", 0o600),
+        ]
+    return tuple(sorted(files, key=lambda f: f.path))
+
+
+def bootstrap_file(
+    settings: Settings,
+    plan: Plan,
+    creds: Credentials,
+    files: tuple[RenderedFile, ...],
+    layout: Layout = Layout(),
+) -> RenderedFile:
+    """The boot script; it learns which files need which owner from the rendered set."""
+    ctx = context(settings, plan, creds, layout)
+    ctx["owned"] = [
+        {"path": f.path, "group": f.group, "mode": f"{f.mode:04o}"}
+        for f in files
+        if f.group != "root" or f.mode != 0o644  # noqa: PLR2004
+    ]
+    return RenderedFile(
+        layout.path(_BOOTSTRAP_SPEC.target),
+        render(_BOOTSTRAP_SPEC.template, ctx),
+        _BOOTSTRAP_SPEC.mode,
+    )
+
+
+def s2s_snippet(settings: Settings, plan: Plan) -> str:
+    """The main prosody's s2s settings (`s2sout_override`, `s2s_whitelist`) as Lua."""
+    return render("outputs/s2s.cfg.lua.j2", context(settings, plan, Credentials.placeholders()))
+
+
+def jicofo_visitors(settings: Settings, plan: Plan, creds: Credentials) -> str:
+    """jicofo's visitors HOCON: `jicofo.visitors` and one `jicofo.xmpp.visitors.vN` per node."""
+    return render("outputs/jicofo-visitors.conf.j2", context(settings, plan, creds))
+
+
+@dataclass(frozen=True)
+class SignalingBundle:
+    """Everything rendered for the signaling VM, plus the stack's two config outputs."""
+
+    rootfs: tuple[RenderedFile, ...]
+    bootstrap: RenderedFile
+    user_data: str
+    s2s_config: str
+    jicofo_visitors_config: str
+
+    @property
+    def files(self) -> tuple[RenderedFile, ...]:
+        """Every file the VM holds from us once booted."""
+        return tuple(sorted((*self.rootfs, self.bootstrap), key=lambda f: f.path))
+
+
+def signaling_bundle(
+    settings: Settings,
+    plan: Plan,
+    creds: Credentials,
+    tls: TlsMaterial | None = None,
+    layout: Layout = Layout(),
+) -> SignalingBundle:
+    """Render the signaling VM; raises UserDataTooLargeError if the user data is over a cap."""
+    rootfs = rootfs_files(settings, plan, creds, tls, layout)
+    bootstrap = bootstrap_file(settings, plan, creds, rootfs, layout)
+    user_data = cloud_config(ROOTFS_ARCHIVE, (*rootfs, bootstrap), bootstrap.path)
+    check_caps(user_data)
+    return SignalingBundle(
+        rootfs=rootfs,
+        bootstrap=bootstrap,
+        user_data=user_data,
+        s2s_config=s2s_snippet(settings, plan),
+        jicofo_visitors_config=jicofo_visitors(settings, plan, creds),
+    )

@@ -1,0 +1,70 @@
+"""Settings for `pulumi up`: the same model and rules as the offline command.
+
+Values come from `pulumi.Config`; where the stack file is at hand (stacks/Pulumi.<stack>.yaml,
+as `pulumi up` runs from the project folder) its keys are checked too, so a misspelt key
+fails the deployment instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pydantic import BaseModel
+
+from components.settings import (
+    PROJECT,
+    SECRET_KEYS,
+    ConfigError,
+    Settings,
+    load_stack_file,
+    parse_settings,
+)
+
+STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
+
+
+def raw_project_config(config: pulumi.Config) -> dict[str, Any]:
+    """The project's keys as plain values (objects arrive as JSON text)."""
+    raw: dict[str, Any] = {}
+    for key, field in Settings.model_fields.items():
+        value = config.get(key)
+        if value is None:
+            continue
+        is_object = isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        if is_object and value.lstrip().startswith("{"):
+            try:
+                raw[key] = json.loads(value)
+            except json.JSONDecodeError:
+                raw[key] = value
+        else:
+            raw[key] = value
+    return raw
+
+
+def load_settings(stack: str | None = None) -> Settings:
+    """Parse the running stack's settings; raises pulumi.RunError listing every problem."""
+    name = stack or pulumi.get_stack()
+    problems: list[str] = []
+    stack_file = STACKS_DIR / f"Pulumi.{name}.yaml"
+    if stack_file.exists():
+        try:
+            load_stack_file(stack_file)
+        except ConfigError as exc:
+            problems += exc.problems
+    try:
+        settings = parse_settings(raw_project_config(pulumi.Config(PROJECT)))
+    except ConfigError as exc:
+        problems += [p for p in exc.problems if p not in problems]
+    if problems:
+        raise pulumi.RunError(
+            f"invalid stack settings for {name}:\n" + "\n".join(f"  {p}" for p in problems)
+        )
+    return settings
+
+
+def tls_secrets(config: pulumi.Config) -> dict[str, pulumi.Output[str] | None]:
+    """The operator's certificate and key (tls.mode provided), kept secret."""
+    return {key: config.get_secret(key) for key in sorted(SECRET_KEYS)}

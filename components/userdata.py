@@ -1,0 +1,122 @@
+"""Cloud-init user data, built as data (a dict dumped as YAML), never as a YAML template.
+
+The VM's files, the bootstrap script among them, travel as one deterministic, xz-compressed
+tar archive: files that differ in a few names and numbers (one prosody config per visitor
+node) cost a few dozen bytes each. cloud-init writes the archive, unpacks the bootstrap and
+runs it once; the bootstrap unpacks the rest when the packages are in place.
+
+What is sent: Hetzner takes the cloud-config text (cap 32 KiB). AWS caps raw user data at
+16 KB, so there the same text is sent gzip-compressed, which cloud-init recognises and
+unpacks before parsing; the cap is checked against the bytes actually sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import lzma
+import tarfile
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Any, Final
+
+import yaml
+
+from components.render import RenderedFile
+from components.settings import Cloud
+
+# AWS: 16 KB of raw user data, before base64 (EC2 user guide, "Work with instance user data").
+# Hetzner: "This field is limited to 32KiB" (Cloud API, create server).
+USER_DATA_CAPS: Final = {Cloud.aws: 16 * 1000, Cloud.hetzner: 32 * 1024}
+
+# A fixed timestamp for archive members and gzip headers: same input, same bytes.
+_EPOCH: Final = 0
+
+
+class UserDataTooLargeError(ValueError):
+    """The user data exceeds a provider's cap."""
+
+
+class CloudConfigKey(StrEnum):
+    """The cloud-config modules we use."""
+
+    write_files = "write_files"
+    runcmd = "runcmd"
+
+
+def tar_xz(files: Iterable[RenderedFile]) -> bytes:
+    """A reproducible tar.xz of `files` (paths made relative to /, owner root, mtime 0)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for f in sorted(files, key=lambda f: f.path):
+            data = f.content.encode()
+            info = tarfile.TarInfo(f.path.lstrip("/"))
+            info.size = len(data)
+            info.mode = f.mode
+            info.mtime = _EPOCH
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            tar.addfile(info, io.BytesIO(data))
+    return lzma.compress(raw.getvalue(), preset=9 | lzma.PRESET_EXTREME)
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=9, mtime=_EPOCH)
+
+
+def _literal_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Safe YAML; multi-line strings as literal blocks, for readable diffs."""
+
+
+_Dumper.add_representer(str, _literal_str)
+
+
+def _b64_lines(data: bytes, width: int = 76) -> str:
+    text = base64.b64encode(data).decode()
+    return "\n".join(text[i : i + width] for i in range(0, len(text), width)) + "\n"
+
+
+def cloud_config(archive_path: str, files: tuple[RenderedFile, ...], command: str) -> str:
+    """`#cloud-config` text: one archive of `files`, unpacked by cloud-init's `runcmd`, which
+    then runs `command` (a file inside the archive)."""
+    doc: dict[str, Any] = {
+        CloudConfigKey.write_files.value: [
+            {
+                "path": archive_path,
+                "encoding": "b64",
+                "permissions": "0600",
+                "owner": "root:root",
+                "content": _b64_lines(tar_xz(files)),
+            },
+        ],
+        CloudConfigKey.runcmd.value: [
+            ["tar", "-xJf", archive_path, "-C", "/", "--no-same-owner", command.lstrip("/")],
+            [command],
+        ],
+    }
+    body = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=1000)
+    return "#cloud-config\n" + body
+
+
+def user_data_bytes(user_data: str, cloud: Cloud) -> bytes:
+    """The exact bytes sent as user data to `cloud`."""
+    text = user_data.encode()
+    return gzip_bytes(text) if cloud is Cloud.aws else text
+
+
+def check_caps(user_data: str, clouds: Iterable[Cloud] = tuple(Cloud)) -> dict[Cloud, int]:
+    """Sizes sent per cloud; raises UserDataTooLargeError, saying by how much, if one is over."""
+    sizes = {cloud: len(user_data_bytes(user_data, cloud)) for cloud in clouds}
+    for cloud, size in sizes.items():
+        cap = USER_DATA_CAPS[cloud]
+        if size > cap:
+            raise UserDataTooLargeError(
+                f"user data is {size} bytes, {size - cap} over the {cloud.value} cap of {cap}"
+            )
+    return sizes

@@ -1,0 +1,47 @@
+"""Shared test helpers: example stacks, rendering, and the one place that finds tools."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from components.credentials import Credentials
+from components.planner import Plan, plan
+from components.settings import Settings, StackFile, load_stack_file
+from components.signaling_files import Layout, SignalingBundle, signaling_bundle
+
+ROOT = Path(__file__).resolve().parent.parent
+STACKS = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
+UPSTREAM = ROOT.parent / "shared" / "upstream"
+
+
+def require_tool(name: str) -> str:
+    """The path of a validator; in CI a missing one fails, on a laptop it skips."""
+    if path := shutil.which(name):
+        return path
+    if os.environ.get("CI"):
+        pytest.fail(f"{name} missing: .ci/run must install it")
+    pytest.skip(f"{name} not installed (allowed on a developer laptop only)")
+
+
+def stack_ids() -> list[str]:
+    return [p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACKS]
+
+
+@pytest.fixture(params=STACKS, ids=stack_ids())
+def stack(request: pytest.FixtureRequest) -> StackFile:
+    path: Path = request.param
+    return load_stack_file(path)
+
+
+def render_stack(
+    settings: Settings, layout: Layout | None = None, creds: Credentials | None = None
+) -> tuple[Plan, SignalingBundle]:
+    the_plan = plan(settings)
+    bundle = signaling_bundle(
+        settings, the_plan, creds or Credentials.placeholders(), None, layout or Layout()
+    )
+    return the_plan, bundle

@@ -1,0 +1,65 @@
+-- Main prosody, global section. Rendered by jitsi-xxl: edit the stack, not this file.
+-- Reference: https://prosody.im/doc/configure and jitsi-meet resources/extra-large-conference/.
+
+pidfile = "/run/prosody/prosody.pid"
+data_path = "/var/lib/prosody"
+log = {
+    info = "/var/log/prosody/prosody.log";
+    error = "/var/log/prosody/prosody.err";
+}
+plugin_paths = { "/usr/share/jitsi-meet/prosody-plugins/" }
+certificates = "certs"
+
+modules_enabled = {
+    "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "posix"; "limits";
+    -- visitors: one bidirectional s2s link per node, routed to loopback ports
+    "s2s_bidi"; "certs_s2soutinjection"; "s2sout_override"; "s2s_whitelist";
+}
+-- s2s must stay enabled: it carries the main room to the visitor nodes.
+modules_disabled = {}
+
+-- c2s: jicofo on loopback; bridges over the private network. s2s and http: loopback only
+-- (nginx terminates TLS and proxies BOSH and WebSocket).
+c2s_interfaces = { "127.0.0.1"; "10.0.1.10" }
+c2s_ports = { 5222 }
+c2s_direct_tls_ports = {}
+s2s_interfaces = { "127.0.0.1" }
+s2s_ports = { 5269 }
+s2s_direct_tls_ports = {}
+http_interfaces = { "127.0.0.1" }
+http_ports = { 5280 }
+https_ports = {}
+component_interfaces = { "127.0.0.1" }
+component_ports = {}
+
+-- The visitor nodes present self-signed certificates; certs_s2soutinjection accepts them
+-- for the names in s2sout_override.
+s2s_secure_auth = false
+
+limits = {
+    c2s = { rate = "512kb/s"; burst = "2s" };
+}
+unlimited_jids = { "focus@auth.trial.example.org"; "jvb@auth.trial.example.org" }
+
+-- Main prosody <-> visitor nodes, over loopback. Targets must be IP addresses.
+-- s2sout_override replaces upstream's removed s2s_connect_overrides (mod_s2soutinjection).
+s2sout_override = {
+    ["conference.v1.meet.jitsi"] = "tcp://127.0.0.1:52691";
+    ["v1.meet.jitsi"] = "tcp://127.0.0.1:52691";
+    ["polls.v1.meet.jitsi"] = "tcp://127.0.0.1:52691";
+    ["conference.v2.meet.jitsi"] = "tcp://127.0.0.1:52692";
+    ["v2.meet.jitsi"] = "tcp://127.0.0.1:52692";
+    ["polls.v2.meet.jitsi"] = "tcp://127.0.0.1:52692";
+}
+
+-- Only the visitor nodes may use s2s with the main prosody.
+s2s_whitelist = {
+    "conference.v1.meet.jitsi";
+    "v1.meet.jitsi";
+    "polls.v1.meet.jitsi";
+    "conference.v2.meet.jitsi";
+    "v2.meet.jitsi";
+    "polls.v2.meet.jitsi";
+}
+
+Include "conf.d/*.cfg.lua"

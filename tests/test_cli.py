@@ -1,0 +1,84 @@
+"""`xxl render` and `xxl plan` on the example stacks."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from components import cli
+from components.credentials import Credentials
+from tests.conftest import STACKS, stack_ids
+
+KNOWN = Credentials(
+    jicofo_password="known-jicofo-9f1c",
+    jvb_password="known-jvb-7a2e",
+    visitor_focus_password="known-vnode-3b8d",
+    turn_secret="known-turn-5c6a",
+)
+
+
+@pytest.fixture(autouse=True)
+def known_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Credentials, "throwaway", classmethod(lambda cls: KNOWN))
+
+
+@pytest.mark.parametrize("path", STACKS, ids=stack_ids())
+def test_render_writes_every_file(
+    path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert cli.main(["render", "--stack", str(path), "--out", str(out)]) == 0
+    stdout, stderr = capsys.readouterr()
+    assert "throwaway" in stderr
+    rootfs = out / "signaling" / "rootfs"
+    domain = json.loads((out / "plan.json").read_text())["domain"]
+    for rel in (
+        "etc/prosody/prosody.cfg.lua",
+        f"etc/prosody/conf.avail/{domain}.cfg.lua",
+        "etc/prosody-v1/prosody.cfg.lua",
+        "etc/systemd/system/prosody-v@.service",
+        "etc/jitsi/jicofo/jicofo.conf",
+        f"etc/nginx/sites-available/{domain}.conf",
+        "usr/local/sbin/jitsi-xxl-bootstrap",
+    ):
+        assert (rootfs / rel).is_file(), rel
+    doc = json.loads((out / "plan.json").read_text())
+    for node in doc["visitors"]["nodes"]:
+        assert (rootfs / "etc" / f"prosody-{node['name']}" / "prosody.cfg.lua").is_file()
+    assert (out / "outputs" / "s2s.cfg.lua").is_file()
+    assert KNOWN.visitor_focus_password in (out / "outputs" / "jicofo-visitors.conf").read_text()
+    text = (out / "signaling" / "cloud-init.yaml").read_text()
+    if doc["cloud"] == "aws":
+        sent = (out / "signaling" / "cloud-init.yaml.gz").read_bytes()
+        assert gzip.decompress(sent).decode() == text
+        assert len(sent) == doc["user_data"]["sent_bytes"] <= 16000
+    # secrets stay out of what a person or a log sees
+    for value in KNOWN.values():
+        assert value not in stdout + stderr
+        assert value not in (out / "plan.json").read_text()
+        assert value not in (out / "outputs" / "s2s.cfg.lua").read_text()
+
+
+def test_rendering_twice_is_identical_but_for_nothing(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        assert cli.main(["render", "--stack", str(STACKS[0]), "--out", str(out)]) == 0
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    assert files_a == files_b
+    for rel in files_a:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+
+@pytest.mark.parametrize("path", STACKS, ids=stack_ids())
+def test_plan_formats(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["plan", "--stack", str(path), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["capacity"]["fits_audience"] is True
+    assert cli.main(["plan", "--stack", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert f"stack {doc['stack']}" in text
+    assert f"{doc['capacity']['viewers']:,} viewers" in text

@@ -1,0 +1,72 @@
+"""Golden files: every rendered file of every example stack, with placeholder secrets.
+
+A change to any rendered byte fails here with a readable diff; `make golden` (or
+UPDATE_GOLDEN=1) rewrites the files after a deliberate change.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+from components.credentials import Credentials
+from components.settings import StackFile
+from tests.conftest import render_stack
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def rendered(stack: StackFile) -> dict[str, str]:
+    _, bundle = render_stack(stack.settings)
+    out = {"signaling/cloud-init.yaml": bundle.user_data}
+    out |= {f"signaling/rootfs{f.path}": f.content for f in bundle.files}
+    out["outputs/s2s.cfg.lua"] = bundle.s2s_config
+    out["outputs/jicofo-visitors.conf"] = bundle.jicofo_visitors_config
+    return out
+
+
+def test_golden(stack: StackFile) -> None:
+    folder = GOLDEN / stack.name
+    files = rendered(stack)
+    if os.environ.get("UPDATE_GOLDEN"):
+        for rel, text in files.items():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_text(text)
+    expected = {str(p.relative_to(folder)): p.read_text() for p in folder.rglob("*") if p.is_file()}
+    assert sorted(expected) == sorted(files), "rendered file set changed; run `make golden`"
+    diffs = [
+        "".join(
+            difflib.unified_diff(
+                expected[rel].splitlines(keepends=True),
+                files[rel].splitlines(keepends=True),
+                f"golden/{stack.name}/{rel}",
+                f"rendered/{rel}",
+            )
+        )
+        for rel in sorted(files)
+        if files[rel] != expected[rel]
+    ]
+    assert not diffs, "render changed (run `make golden` if intended):\n" + "\n".join(diffs)
+
+
+def test_golden_files_hold_no_real_secret(stack: StackFile) -> None:
+    placeholders = Credentials.placeholders().values()
+    text = "".join(rendered(stack).values())
+    assert all(p in text for p in placeholders[:2])
+    for path in (GOLDEN / stack.name).rglob("*"):
+        if path.is_file():
+            body = path.read_text()
+            assert "PRIVATE KEY" not in body
+
+
+def test_render_is_byte_identical(stack: StackFile) -> None:
+    assert rendered(stack) == rendered(stack)
+
+
+def test_throwaway_secrets_differ_but_plan_does_not(stack: StackFile) -> None:
+    a = render_stack(stack.settings, creds=Credentials.throwaway())
+    b = render_stack(stack.settings, creds=Credentials.throwaway())
+    assert a[0] == b[0]
+    assert a[1].jicofo_visitors_config != b[1].jicofo_visitors_config
+    assert a[1].s2s_config == b[1].s2s_config

@@ -1,0 +1,61 @@
+"""Pulumi.yaml and the README agree with the settings model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from components.settings import PROJECT, SECRET_KEYS, Settings
+from tests.conftest import ROOT
+
+
+def project() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    return doc
+
+
+def test_project_file_basics() -> None:
+    doc = project()
+    assert doc["name"] == PROJECT
+    assert doc["stackConfigDir"] == "stacks"
+    assert doc["runtime"]["name"] == "python"
+
+
+def test_every_key_is_declared_with_a_description() -> None:
+    config = project()["config"]
+    assert set(config) == set(Settings.model_fields) | SECRET_KEYS
+    for key, decl in config.items():
+        assert decl.get("description"), f"{key} has no description"
+    for key in SECRET_KEYS:
+        assert config[key]["secret"] is True
+
+
+def test_declared_defaults_equal_the_model() -> None:
+    config = project()["config"]
+    for key, field in Settings.model_fields.items():
+        decl = config[key]
+        if field.is_required():
+            assert "default" not in decl, f"{key} is required but declares a default"
+            continue
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel):
+            assert decl.get("default", {}) == default.model_dump(mode="json", exclude_none=True), (
+                key
+            )
+        else:
+            assert decl["default"] == default, key
+
+
+def test_readme_documents_every_key() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for key, field in Settings.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for sub in annotation.model_fields:
+                assert f"`{key}.{sub}`" in readme, f"README lacks {key}.{sub}"
+        else:
+            assert f"`{key}`" in readme, f"README lacks {key}"
+    for key in SECRET_KEYS:
+        assert f"`{key}`" in readme, f"README lacks {key}"

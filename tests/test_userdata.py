@@ -1,0 +1,91 @@
+"""Cloud-init user data: built as data, round-trips, grows slowly, stays under both caps."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import lzma
+import tarfile
+from typing import Any
+
+import pytest
+import yaml
+
+from components import userdata
+from components.credentials import Credentials
+from components.settings import Cloud, parse_settings
+from components.signaling_files import BOOTSTRAP, ROOTFS_ARCHIVE
+from components.userdata import USER_DATA_CAPS, UserDataTooLargeError, check_caps, user_data_bytes
+from tests.conftest import render_stack
+
+
+def settings_for(nodes: int, cloud: str = "aws") -> Any:
+    return parse_settings(
+        {
+            "cloud": cloud,
+            "domain": "a-rather-long-subdomain.events.example.org",
+            "audience": 100,
+            "tls": {"mode": "letsencrypt", "email": "ops@example.org"},
+            "visitors": {"nodes": nodes},
+        }
+    )
+
+
+def unpack(user_data: str) -> dict[str, str]:
+    doc = yaml.safe_load(user_data)
+    (entry,) = doc["write_files"]
+    assert entry["path"] == ROOTFS_ARCHIVE
+    assert entry["encoding"] == "b64"
+    raw = lzma.decompress(base64.b64decode(entry["content"]))
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        return {
+            "/" + m.name: tar.extractfile(m).read().decode()  # type: ignore[union-attr]
+            for m in tar.getmembers()
+        }
+
+
+def test_archive_round_trips_every_file() -> None:
+    _, bundle = render_stack(settings_for(8), creds=Credentials.throwaway())
+    assert bundle.user_data.startswith("#cloud-config\n")
+    files = unpack(bundle.user_data)
+    assert files == {f.path: f.content for f in bundle.files}
+    doc = yaml.safe_load(bundle.user_data)
+    assert doc["runcmd"][-1] == [BOOTSTRAP]
+    assert BOOTSTRAP.lstrip("/") in doc["runcmd"][0]
+
+
+def test_aws_gets_the_same_text_gzip_compressed() -> None:
+    _, bundle = render_stack(settings_for(8))
+    sent = user_data_bytes(bundle.user_data, Cloud.aws)
+    assert gzip.decompress(sent).decode() == bundle.user_data
+    assert user_data_bytes(bundle.user_data, Cloud.hetzner) == bundle.user_data.encode()
+
+
+@pytest.mark.parametrize("cloud", ["aws", "hetzner"])
+def test_sixty_four_nodes_fit_both_caps(cloud: str) -> None:
+    _, bundle = render_stack(settings_for(64, cloud), creds=Credentials.throwaway())
+    sizes = check_caps(bundle.user_data)
+    for c, size in sizes.items():
+        assert size <= USER_DATA_CAPS[c]
+
+
+def test_growth_per_node_is_bounded() -> None:
+    def size(n: int) -> int:
+        return len(render_stack(settings_for(n))[1].user_data.encode())
+
+    for n in (1, 8, 9, 31, 63):
+        assert size(n + 1) - size(n) <= 256, f"node {n + 1} added more than 256 bytes"
+    assert (size(64) - size(1)) / 63 <= 256
+
+
+def test_over_a_cap_says_by_how_much(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(userdata.USER_DATA_CAPS, Cloud.hetzner, 1000)
+    with pytest.raises(UserDataTooLargeError, match=r"bytes, \d+ over the hetzner cap of 1000"):
+        render_stack(settings_for(2, "hetzner"))
+
+
+def test_archive_is_reproducible() -> None:
+    a = render_stack(settings_for(3))[1].user_data
+    b = render_stack(settings_for(3))[1].user_data
+    assert a == b
