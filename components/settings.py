@@ -241,45 +241,30 @@ class Settings(_Strict):
 # --- error reporting -----------------------------------------------------------------------
 
 
-def _field_info(path: tuple[str | int, ...]) -> FieldInfo | None:
+def _nested_model(annotation: object) -> type[BaseModel] | None:
+    """The model inside an annotation (`VisitorSettings`, or one member of a union)."""
+    members = getattr(annotation, "__args__", (annotation,))
+    return next((a for a in members if isinstance(a, type) and issubclass(a, BaseModel)), None)
+
+
+def _walk(path: tuple[str | int, ...]) -> tuple[type[BaseModel], FieldInfo | None]:
+    """Follow a key path through the models: the innermost model and the field's info."""
     model: type[BaseModel] = Settings
     info: FieldInfo | None = None
-    for part in path:
-        if not isinstance(part, str) or part not in model.model_fields:
-            return None
-        info = model.model_fields[part]
-        ann = info.annotation
-        nested = next(
-            (
-                a
-                for a in getattr(ann, "__args__", (ann,))
-                if isinstance(a, type) and issubclass(a, BaseModel)
-            ),
-            None,
-        )
-        if nested is not None:
-            model = nested
-    return info
-
-
-def _model_at(path: tuple[str | int, ...]) -> type[BaseModel]:
-    model: type[BaseModel] = Settings
     for part in path:
         info = model.model_fields.get(str(part))
         if info is None:
             break
-        nested = next(
-            (
-                a
-                for a in getattr(info.annotation, "__args__", (info.annotation,))
-                if isinstance(a, type) and issubclass(a, BaseModel)
-            ),
-            None,
-        )
-        if nested is None:
-            break
-        model = nested
-    return model
+        model = _nested_model(info.annotation) or model
+    return model, info
+
+
+def _field_info(path: tuple[str | int, ...]) -> FieldInfo | None:
+    return _walk(path)[1]
+
+
+def _model_at(path: tuple[str | int, ...]) -> type[BaseModel]:
+    return _walk(path)[0]
 
 
 def allowed(path: tuple[str | int, ...]) -> str:
@@ -324,7 +309,10 @@ def _problems(exc: ValidationError) -> list[str]:
         got = json.dumps(err["input"], default=str)
         msg = err["msg"].removeprefix("Value error, ")
         where = _key(path) if path else PROJECT
-        if err["type"] == "value_error" and path and _field_info(path) is None:
+        info = _field_info(path) if path else None
+        is_object = info is not None and _nested_model(info.annotation) is not None
+        if err["type"] == "value_error" and (info is None or is_object):
+            # a rule across an object's keys: the message names them
             lines.append(f"{where}: {msg}")
         else:
             lines.append(f"{where}: {got} is not allowed ({msg}); allowed: {allowed(path)}")

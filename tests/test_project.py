@@ -59,3 +59,17 @@ def test_readme_documents_every_key() -> None:
             assert f"`{key}`" in readme, f"README lacks {key}"
     for key in SECRET_KEYS:
         assert f"`{key}`" in readme, f"README lacks {key}"
+
+
+def test_declarations_use_only_what_the_project_schema_allows() -> None:
+    """Pulumi's project schema: a declaration may carry type (string, integer, boolean or
+    array), items, description, secret and default. Objects have no declarable type, so
+    object-valued keys carry a description and default only."""
+    for key, decl in project()["config"].items():
+        assert set(decl) <= {"type", "items", "description", "secret", "default"}, key
+        field = Settings.model_fields.get(key)
+        annotation = field.annotation if field else str
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            assert "type" not in decl, key
+        else:
+            assert decl["type"] in {"string", "integer", "boolean"}, key

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from components import cli
 from components.settings import ConfigError, Settings, load_stack_file, parse_settings
@@ -208,3 +209,33 @@ def test_installed_command_exits_2(tmp_path: Path, project: dict[str, Any], key:
     assert key in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def _leaf_keys() -> list[tuple[str, ...]]:
+    keys: list[tuple[str, ...]] = []
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys += [(name, sub) for sub in annotation.model_fields]
+        else:
+            keys.append((name,))
+    return keys
+
+
+@pytest.mark.parametrize("path", _leaf_keys(), ids=".".join)
+def test_every_key_rejects_a_wrong_type(tmp_path: Path, path: tuple[str, ...]) -> None:
+    """A list where a scalar belongs: exit 2, the key named, nothing written."""
+    raw = _with(path, [1, 2])
+    if path == ("tls", "mode"):
+        raw["tls"].pop("email", None)
+    stack = write_stack(tmp_path, raw)
+    out_dir = tmp_path / "out"
+    proc_code = cli.main(["render", "--stack", str(stack), "--out", str(out_dir)])
+    assert proc_code == 2
+    with pytest.raises(ConfigError) as exc:
+        parse_settings(raw)
+    assert any(
+        line.startswith(f"jitsi-xxl:{'.'.join(path)}: [1, 2] is not allowed")
+        for line in exc.value.problems
+    )
+    assert not out_dir.exists()
