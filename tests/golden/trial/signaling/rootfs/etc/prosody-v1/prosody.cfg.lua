@@ -44,6 +44,7 @@ s2sout_override = {
     ["polls.trial.example.org"] = "tcp://127.0.0.1:5269";
 }
 
+-- STUN/TURN on this VM's coturn, with short-lived credentials from the shared secret
 external_service_secret = "@@TURN_SECRET@@"
 external_services = {
     { type = "stun", host = "trial.example.org", port = 3478 };

@@ -5,6 +5,7 @@
 muc_mapper_domain_base = "meet.example.org"
 component_admins_as_room_owners = true
 
+-- STUN/TURN on this VM's coturn, with short-lived credentials from the shared secret
 external_service_secret = "@@TURN_SECRET@@"
 external_services = {
     { type = "stun", host = "meet.example.org", port = 3478 };
