@@ -18,12 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from components.bridge_files import bridge_bundle
 from components.credentials import Credentials, TlsMaterial
 from components.planner import Plan, plan
 from components.render import RenderError
-from components.settings import ConfigError, StackFile, TlsMode, load_stack_file
+from components.settings import Cloud, ConfigError, StackFile, TlsMode, load_stack_file
 from components.signaling_files import SignalingBundle, signaling_bundle
-from components.userdata import USER_DATA_CAPS, UserDataTooLargeError, user_data_bytes
+from components.userdata import USER_DATA_CAPS, UserDataTooLargeError, VmBundle, user_data_bytes
 
 EXIT_CONFIG: Final = 2
 THROWAWAY_NOTE: Final = (
@@ -48,7 +49,17 @@ def _throwaway_tls(domain: str) -> TlsMaterial:
         return TlsMaterial(certificate=crt.read_text(), private_key=key.read_text())
 
 
-def plan_document(stack: StackFile, the_plan: Plan, bundle: SignalingBundle) -> dict[str, Any]:
+def _sizes(user_data: str, cloud: Cloud) -> dict[str, int]:
+    return {
+        "text_bytes": len(user_data.encode()),
+        "sent_bytes": len(user_data_bytes(user_data, cloud)),
+        "cap_bytes": USER_DATA_CAPS[cloud],
+    }
+
+
+def plan_document(
+    stack: StackFile, the_plan: Plan, bundle: SignalingBundle, bridge: VmBundle
+) -> dict[str, Any]:
     """The plan as plain data (plan.json); holds no secrets."""
     cloud = stack.settings.cloud
     return {
@@ -92,11 +103,8 @@ def plan_document(stack: StackFile, the_plan: Plan, bundle: SignalingBundle) -> 
             "subnets": list(the_plan.network.subnets),
             "signaling_private_ip": the_plan.network.signaling_private_ip,
         },
-        "user_data": {
-            "text_bytes": len(bundle.user_data.encode()),
-            "sent_bytes": len(user_data_bytes(bundle.user_data, cloud)),
-            "cap_bytes": USER_DATA_CAPS[cloud],
-        },
+        "user_data": _sizes(bundle.user_data, cloud),
+        "bridge_user_data": _sizes(bridge.user_data, cloud),
         "warnings": list(the_plan.warnings),
     }
 
@@ -122,8 +130,8 @@ def plan_text(doc: dict[str, Any]) -> str:
         f"(nodes {c['by_visitor_nodes']:,}, bridges {c['by_bridges']:,})",
         f"  network        {n['cidr']}; subnets {', '.join(n['subnets'])}; "
         f"signaling {n['signaling_private_ip']}",
-        f"  user data      {u['sent_bytes']:,} bytes sent of {u['cap_bytes']:,} allowed "
-        f"({u['text_bytes']:,} as text)",
+        f"  user data      signaling {u['sent_bytes']:,} bytes sent of {u['cap_bytes']:,} "
+        f"allowed ({u['text_bytes']:,} as text); bridge {doc['bridge_user_data']['sent_bytes']:,}",
         "",
         "  node  domain           c2s    s2s    http",
     ]
@@ -135,14 +143,19 @@ def plan_text(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _bundle(stack: StackFile) -> tuple[Plan, SignalingBundle]:
+def _bundle(stack: StackFile) -> tuple[Plan, SignalingBundle, VmBundle]:
     the_plan = plan(stack.settings)
     tls = (
         _throwaway_tls(stack.settings.domain)
         if stack.settings.tls.mode is TlsMode.provided
         else None
     )
-    return the_plan, signaling_bundle(stack.settings, the_plan, Credentials.throwaway(), tls)
+    creds = Credentials.throwaway()
+    return (
+        the_plan,
+        signaling_bundle(stack.settings, the_plan, creds, tls),
+        bridge_bundle(stack.settings, the_plan, creds),
+    )
 
 
 def _write(path: Path, content: str, mode: int = 0o644) -> None:
@@ -153,29 +166,32 @@ def _write(path: Path, content: str, mode: int = 0o644) -> None:
 
 def cmd_render(stack_path: Path, out: Path) -> int:
     stack = load_stack_file(stack_path)
-    the_plan, bundle = _bundle(stack)
-    doc = plan_document(stack, the_plan, bundle)
+    the_plan, bundle, bridge = _bundle(stack)
+    doc = plan_document(stack, the_plan, bundle, bridge)
     # Everything is rendered before anything is written; only our own subfolders are replaced.
-    for sub in ("signaling", "outputs"):
+    for sub in ("signaling", "jvb", "outputs"):
         shutil.rmtree(out / sub, ignore_errors=True)
-    _write(out / "signaling" / "cloud-init.yaml", bundle.user_data)
-    if stack.settings.cloud.value == "aws":
-        sent = out / "signaling" / "cloud-init.yaml.gz"
-        sent.write_bytes(user_data_bytes(bundle.user_data, stack.settings.cloud))
-    for f in bundle.files:
-        _write(out / "signaling" / "rootfs" / f.path.lstrip("/"), f.content, f.mode)
+    for sub, vm in (("signaling", bundle.vm), ("jvb", bridge)):
+        _write(out / sub / "cloud-init.yaml", vm.user_data)
+        if stack.settings.cloud is Cloud.aws:
+            sent = out / sub / "cloud-init.yaml.gz"
+            sent.write_bytes(user_data_bytes(vm.user_data, stack.settings.cloud))
+        for f in vm.files:
+            _write(out / sub / "rootfs" / f.path.lstrip("/"), f.content, f.mode)
     _write(out / "outputs" / "s2s.cfg.lua", bundle.s2s_config)
     _write(out / "outputs" / "jicofo-visitors.conf", bundle.jicofo_visitors_config, 0o600)
     _write(out / "plan.json", json.dumps(doc, indent=2) + "\n")
     print(THROWAWAY_NOTE, file=sys.stderr)
-    print(f"rendered {len(bundle.files)} signaling files for stack {stack.name} into {out}")
+    print(
+        f"rendered {len(bundle.files)} signaling and {len(bridge.files)} bridge files "
+        f"for stack {stack.name} into {out}"
+    )
     return 0
 
 
 def cmd_plan(stack_path: Path, fmt: str) -> int:
     stack = load_stack_file(stack_path)
-    the_plan, bundle = _bundle(stack)
-    doc = plan_document(stack, the_plan, bundle)
+    doc = plan_document(stack, *_bundle(stack))
     sys.stdout.write(json.dumps(doc, indent=2) + "\n" if fmt == "json" else plan_text(doc))
     return 0
 

@@ -11,7 +11,7 @@ import json
 import re
 import shlex
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -33,6 +33,28 @@ class RenderedFile:
     content: str
     mode: int = 0o644
     group: str = "root"
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """A template and the file it becomes; `{domain}` in the target stands for the domain."""
+
+    template: str
+    target: str
+    mode: int = 0o644
+    group: str = "root"
+
+
+def render_specs(
+    specs: Iterable[FileSpec], context: Mapping[str, Any], domain: str, root: str = ""
+) -> tuple[RenderedFile, ...]:
+    """Render each spec with one context; `root` prefixes the targets (local runs)."""
+    return tuple(
+        RenderedFile(
+            root + s.target.format(domain=domain), render(s.template, context), s.mode, s.group
+        )
+        for s in specs
+    )
 
 
 class RenderError(Exception):

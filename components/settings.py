@@ -129,6 +129,25 @@ class BridgeSettings(_Strict):
     max: WholeNumber | None = Field(
         default=None, ge=1, le=1000, description="pool ceiling; default 1.5 x what it needs"
     )
+    # A bridge leaving the pool drains for at most this long. The AWS lifecycle hook can hold
+    # an instance for at most 100 heartbeat timeouts (100 x 300 s), hence the ceiling.
+    graceful_shutdown_max_minutes: WholeNumber = Field(
+        default=60, ge=5, le=480, description="longest drain before a bridge stops"
+    )
+    websockets: bool = Field(
+        default=False,
+        description="colibri WebSockets for the bridge channel (SCTP data channels otherwise)",
+    )
+
+    @field_validator("websockets", mode="before")
+    @classmethod
+    def _flag(cls, value: object) -> object:
+        # Pulumi passes scalars as text; accept exactly true/false, nothing looser
+        if isinstance(value, str) and value in {"true", "false"}:
+            return value == "true"
+        if not isinstance(value, bool):
+            raise ValueError("must be true or false")  # noqa: TRY004 - pydantic wants ValueError
+        return value
 
 
 class TlsSettings(_Strict):
@@ -283,6 +302,8 @@ def allowed(path: tuple[str | int, ...]) -> str:
         return f"a whole number from {lo} to {hi}"
     if isinstance(ann, type) and issubclass(ann, BaseModel):
         return "an object with keys " + ", ".join(ann.model_fields)
+    if ann is bool:
+        return "true or false"
     return info.description or "see README, Configuration"
 
 

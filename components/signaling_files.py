@@ -21,19 +21,13 @@ from components.planner import (
     VisitorNode,
     colibri_ws_route,
 )
-from components.render import RenderedFile, render
+from components.render import FileSpec, RenderedFile, render, render_specs
 from components.settings import VISITOR_DOMAIN_SUFFIX, Promotion, Settings, TlsMode
-from components.userdata import check_caps, cloud_config
+from components.userdata import VmBundle, vm_bundle
 
 LOOPBACK: Final = "127.0.0.1"
 TURN_PORT: Final = 3478
 TURNS_PORT: Final = 5349
-
-# The bootstrap unpacks this archive, so the VM's files travel compressed together
-# (similar files, such as one config per visitor node, compress to a few bytes each).
-ROOTFS_ARCHIVE: Final = "/var/lib/jitsi-xxl/rootfs.tar.xz"
-BOOTSTRAP: Final = "/usr/local/sbin/jitsi-xxl-bootstrap"
-READY_REPORT: Final = "/var/lib/jitsi-xxl/ready.json"
 
 
 @dataclass(frozen=True)
@@ -46,15 +40,7 @@ class Layout:
         return self.root + absolute
 
 
-@dataclass(frozen=True)
-class _Spec:
-    template: str
-    target: str
-    mode: int = 0o644
-    group: str = "root"
-
-
-def _names(domain: str) -> dict[str, str]:
+def names(domain: str) -> dict[str, str]:
     auth = f"auth.{domain}"
     vnode_auth = f"auth.{VISITOR_DOMAIN_SUFFIX}"
     return {
@@ -87,7 +73,7 @@ def main_s2s_routes(plan: Plan) -> dict[str, str]:
 
 def vnode_s2s_names(domain: str) -> tuple[str, ...]:
     """Main-side names a visitor node talks to (chat, promotion, presence, polls)."""
-    n = _names(domain)
+    n = names(domain)
     return (n["muc"], n["visitors_component"], n["domain"], n["polls"])
 
 
@@ -139,12 +125,12 @@ def context(
     layout: Layout = Layout(),
 ) -> dict[str, Any]:
     """All values the signaling templates place."""
-    names = _names(settings.domain)
+    hosts = names(settings.domain)
     ws_regex, ws_target = colibri_ws_route(settings.network.cidr, JVB_WEBSOCKET_PORT)
     promotion = settings.visitors.promotion
     tls_dir = layout.path("/etc/jitsi/xxl/tls")
     return {
-        **names,
+        **hosts,
         "layout_root": layout.root,
         "plan": plan,
         "nodes": [_node_view(n, layout) for n in plan.nodes],
@@ -168,7 +154,7 @@ def context(
             if promotion is Promotion.moderated
             else None
         ),
-        "visitors_ignore_list": [names["recorder"]],
+        "visitors_ignore_list": [hosts["recorder"]],
         "prosody_certs": {
             "key": layout.path(f"/etc/prosody/certs/{settings.domain}.key"),
             "crt": layout.path(f"/etc/prosody/certs/{settings.domain}.crt"),
@@ -189,56 +175,55 @@ def context(
         "release": settings.release,
         "creds": creds,
         "checks": readiness_checks(plan),
-        "rootfs_archive": ROOTFS_ARCHIVE,
-        "ready_report": READY_REPORT,
+        "reported_packages": ["prosody", "jicofo", "jitsi-meet-web", "nginx", "coturn"],
     }
 
 
 _MAIN_SPECS: Final = (
-    _Spec(
+    FileSpec(
         "signaling/etc/prosody/prosody.cfg.lua.j2", "/etc/prosody/prosody.cfg.lua", 0o640, "prosody"
     ),
-    _Spec(
+    FileSpec(
         "signaling/etc/prosody/conf.avail/DOMAIN.cfg.lua.j2",
         "/etc/prosody/conf.avail/{domain}.cfg.lua",
         0o640,
         "prosody",
     ),
-    _Spec(
+    FileSpec(
         "signaling/etc/systemd/system/prosody-v@.service.j2",
         "/etc/systemd/system/prosody-v@.service",
     ),
-    _Spec(
+    FileSpec(
         "signaling/etc/jitsi/jicofo/jicofo.conf.j2",
         "/etc/jitsi/jicofo/jicofo.conf",
         0o640,
         "jicofo",
     ),
-    _Spec(
+    FileSpec(
         "signaling/etc/nginx/sites-available/DOMAIN.conf.j2",
         "/etc/nginx/sites-available/{domain}.conf",
     ),
-    _Spec(
+    FileSpec(
         "signaling/etc/jitsi/meet/DOMAIN-xxl-config.js.j2",
         "/etc/jitsi/meet/{domain}-xxl-config.js",
     ),
-    _Spec("signaling/etc/turnserver.conf.j2", "/etc/turnserver.conf", 0o640, "turnserver"),
-    _Spec(
+    FileSpec("signaling/etc/turnserver.conf.j2", "/etc/turnserver.conf", 0o640, "turnserver"),
+    FileSpec(
         "signaling/etc/apt/sources.list.d/jitsi-xxl.sources.j2",
         "/etc/apt/sources.list.d/jitsi-xxl.sources",
     ),
-    _Spec(
-        "signaling/etc/apt/preferences.d/jitsi-xxl.pref.j2", "/etc/apt/preferences.d/jitsi-xxl.pref"
+    FileSpec(
+        "common/etc/apt/preferences.d/jitsi-xxl.pref.j2", "/etc/apt/preferences.d/jitsi-xxl.pref"
     ),
-    _Spec("signaling/etc/jitsi/xxl/secrets.env.j2", "/etc/jitsi/xxl/secrets.env", 0o600),
+    FileSpec("signaling/etc/jitsi/xxl/secrets.env.j2", "/etc/jitsi/xxl/secrets.env", 0o600),
 )
-_NODE_SPEC: Final = _Spec(
+_NODE_SPEC: Final = FileSpec(
     "signaling/etc/prosody-vN/prosody.cfg.lua.j2",
     "/etc/prosody-{node}/prosody.cfg.lua",
     0o640,
     "prosody",
 )
-_BOOTSTRAP_SPEC: Final = _Spec("signaling/usr/local/sbin/jitsi-xxl-bootstrap.j2", BOOTSTRAP, 0o755)
+_BOOTSTRAP_TEMPLATE: Final = "signaling/usr/local/sbin/jitsi-xxl-bootstrap.j2"
 
 
 def rootfs_files(
@@ -250,24 +235,11 @@ def rootfs_files(
 ) -> tuple[RenderedFile, ...]:
     """The files the bootstrap unpacks onto the VM (everything but the bootstrap itself)."""
     ctx = context(settings, plan, creds, layout)
-    files = [
-        RenderedFile(
-            layout.path(s.target.format(domain=settings.domain)),
-            render(s.template, ctx),
-            s.mode,
-            s.group,
-        )
-        for s in _MAIN_SPECS
-    ]
-    files += [
-        RenderedFile(
-            layout.path(_NODE_SPEC.target.format(node=node["name"])),
-            render(_NODE_SPEC.template, {**ctx, "node": node}),
-            _NODE_SPEC.mode,
-            _NODE_SPEC.group,
-        )
-        for node in ctx["nodes"]
-    ]
+    files = list(render_specs(_MAIN_SPECS, ctx, settings.domain, layout.root))
+    for node in ctx["nodes"]:
+        spec = FileSpec(_NODE_SPEC.template, _NODE_SPEC.target.replace("{node}", node["name"]),
+                        _NODE_SPEC.mode, _NODE_SPEC.group)  # fmt: skip
+        files += render_specs([spec], {**ctx, "node": node}, settings.domain, layout.root)
     if settings.tls.mode is TlsMode.provided:
         if tls is None:
             raise ValueError("tls.mode is provided but no certificate was given")
@@ -276,27 +248,6 @@ def rootfs_files(
             RenderedFile(ctx["tls_key"], tls.private_key.rstrip("\n") + "\n", 0o600),
         ]
     return tuple(sorted(files, key=lambda f: f.path))
-
-
-def bootstrap_file(
-    settings: Settings,
-    plan: Plan,
-    creds: Credentials,
-    files: tuple[RenderedFile, ...],
-    layout: Layout = Layout(),
-) -> RenderedFile:
-    """The boot script; it learns which files need which owner from the rendered set."""
-    ctx = context(settings, plan, creds, layout)
-    ctx["owned"] = [
-        {"path": f.path, "group": f.group, "mode": f"{f.mode:04o}"}
-        for f in files
-        if f.group != "root" or f.mode != 0o644  # noqa: PLR2004
-    ]
-    return RenderedFile(
-        layout.path(_BOOTSTRAP_SPEC.target),
-        render(_BOOTSTRAP_SPEC.template, ctx),
-        _BOOTSTRAP_SPEC.mode,
-    )
 
 
 def s2s_snippet(settings: Settings, plan: Plan) -> str:
@@ -313,16 +264,18 @@ def jicofo_visitors(settings: Settings, plan: Plan, creds: Credentials) -> str:
 class SignalingBundle:
     """Everything rendered for the signaling VM, plus the stack's two config outputs."""
 
-    rootfs: tuple[RenderedFile, ...]
-    bootstrap: RenderedFile
-    user_data: str
+    vm: VmBundle
     s2s_config: str
     jicofo_visitors_config: str
 
     @property
     def files(self) -> tuple[RenderedFile, ...]:
         """Every file the VM holds from us once booted."""
-        return tuple(sorted((*self.rootfs, self.bootstrap), key=lambda f: f.path))
+        return self.vm.files
+
+    @property
+    def user_data(self) -> str:
+        return self.vm.user_data
 
 
 def signaling_bundle(
@@ -333,14 +286,14 @@ def signaling_bundle(
     layout: Layout = Layout(),
 ) -> SignalingBundle:
     """Render the signaling VM; raises UserDataTooLargeError if the user data is over a cap."""
-    rootfs = rootfs_files(settings, plan, creds, tls, layout)
-    bootstrap = bootstrap_file(settings, plan, creds, rootfs, layout)
-    user_data = cloud_config(ROOTFS_ARCHIVE, (*rootfs, bootstrap), bootstrap.path)
-    check_caps(user_data)
+    ctx = context(settings, plan, creds, layout)
+    vm = vm_bundle(
+        rootfs_files(settings, plan, creds, tls, layout),
+        lambda extra: render(_BOOTSTRAP_TEMPLATE, {**ctx, **extra}),
+        layout.root,
+    )
     return SignalingBundle(
-        rootfs=rootfs,
-        bootstrap=bootstrap,
-        user_data=user_data,
+        vm=vm,
         s2s_config=s2s_snippet(settings, plan),
         jicofo_visitors_config=jicofo_visitors(settings, plan, creds),
     )

@@ -17,7 +17,8 @@ import gzip
 import io
 import lzma
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
@@ -29,6 +30,11 @@ from components.settings import Cloud
 # AWS: 16 KB of raw user data, before base64 (EC2 user guide, "Work with instance user data").
 # Hetzner: "This field is limited to 32KiB" (Cloud API, create server).
 USER_DATA_CAPS: Final = {Cloud.aws: 16 * 1000, Cloud.hetzner: 32 * 1024}
+
+# Where the archive and the bootstrap land on every VM.
+ROOTFS_ARCHIVE: Final = "/var/lib/jitsi-xxl/rootfs.tar.xz"
+BOOTSTRAP: Final = "/usr/local/sbin/jitsi-xxl-bootstrap"
+READY_REPORT: Final = "/var/lib/jitsi-xxl/ready.json"
 
 # A fixed timestamp for archive members and gzip headers: same input, same bytes.
 _EPOCH: Final = 0
@@ -120,3 +126,35 @@ def check_caps(user_data: str, clouds: Iterable[Cloud] = tuple(Cloud)) -> dict[C
                 f"user data is {size} bytes, {size - cap} over the {cloud.value} cap of {cap}"
             )
     return sizes
+
+
+@dataclass(frozen=True)
+class VmBundle:
+    """What one VM receives: every file it holds from us once booted, and the user data."""
+
+    files: tuple[RenderedFile, ...]
+    user_data: str
+
+    def file(self, path: str) -> RenderedFile:
+        return next(f for f in self.files if f.path == path)
+
+
+def vm_bundle(
+    rootfs: Iterable[RenderedFile],
+    render_bootstrap: Callable[[dict[str, Any]], str],
+    root: str = "",
+) -> VmBundle:
+    """Render the bootstrap for `rootfs` (it sets the owners and modes listed here), pack
+    everything into user data and check the caps."""
+    files = sorted(rootfs, key=lambda f: f.path)
+    owned = [
+        {"path": f.path, "group": f.group, "mode": f"{f.mode:04o}"}
+        for f in files
+        if f.group != "root" or f.mode != 0o644  # noqa: PLR2004 - 0644 root is tar's default
+    ]
+    extra = {"owned": owned, "rootfs_archive": ROOTFS_ARCHIVE, "ready_report": READY_REPORT}
+    bootstrap = RenderedFile(root + BOOTSTRAP, render_bootstrap(extra), 0o755)
+    every = tuple(sorted((*files, bootstrap), key=lambda f: f.path))
+    user_data = cloud_config(ROOTFS_ARCHIVE, every, bootstrap.path)
+    check_caps(user_data)
+    return VmBundle(files=every, user_data=user_data)

@@ -10,6 +10,7 @@ import difflib
 import os
 from pathlib import Path
 
+from components.bridge_files import bridge_bundle
 from components.credentials import Credentials
 from components.settings import StackFile
 from tests.conftest import render_stack
@@ -18,9 +19,17 @@ GOLDEN = Path(__file__).parent / "golden"
 
 
 def rendered(stack: StackFile) -> dict[str, str]:
-    _, bundle = render_stack(stack.settings)
+    the_plan, bundle = render_stack(stack.settings)
+    bridge = bridge_bundle(stack.settings, the_plan, Credentials.placeholders())
     out = {"signaling/cloud-init.yaml": bundle.user_data}
     out |= {f"signaling/rootfs{f.path}": f.content for f in bundle.files}
+    out["jvb/cloud-init.yaml"] = bridge.user_data
+    out |= {
+        f"jvb/rootfs{f.path}": f.content
+        for f in bridge.files
+        # the agent is shipped as it is; its source is under test in its own right
+        if not f.path.endswith("bridge_agent.py")
+    }
     out["outputs/s2s.cfg.lua"] = bundle.s2s_config
     out["outputs/jicofo-visitors.conf"] = bundle.jicofo_visitors_config
     return out

@@ -17,12 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pyhocon import ConfigFactory, ConfigTree  # type: ignore[import-untyped]
+from pyhocon import ConfigFactory  # type: ignore[import-untyped]
 
 from components.render import RenderedFile
 from components.settings import StackFile
 from components.signaling_files import Layout
 from tests.conftest import UPSTREAM, render_stack, require_tool
+from tests.hocon_oracle import leaf_paths, reference_tree
 
 pytestmark = pytest.mark.tools
 
@@ -200,42 +201,6 @@ def test_bash_parses_bootstrap(tree: tuple[StackFile, Path, tuple[RenderedFile, 
 
 
 # --- HOCON and the jicofo key oracle ---------------------------------------------------------
-
-_COMMENTED_KEY = re.compile(r"^(\s*)(?:#|//)\s*([A-Za-z][A-Za-z0-9-]*\s*(?:=|\{).*)$")
-_COMMENTED_CLOSE = re.compile(r"^(\s*)(?:#|//)\s*(\}\s*)$")
-
-
-def reference_tree(*names: str) -> ConfigTree:
-    """jicofo's reference.conf files merged, with documented-but-commented keys included.
-
-    Many keys (password, xmpp-domain, brewery-jid, the xmpp.visitors example) are documented
-    only as comments; uncommenting `# key = value` lines turns them into oracle entries.
-    """
-    tree = ConfigTree()
-    for name in names:
-        lines = []
-        for text in (UPSTREAM / name).read_text().splitlines():
-            m = _COMMENTED_KEY.match(text) or _COMMENTED_CLOSE.match(text)
-            if m and not re.search(r"\[\s*$", text):
-                # only the key matters: `#password =` or `# brewery-jid = a@b` -> key = null
-                lines.append(m.group(1) + re.sub(r"=.*$", "= null", m.group(2)))
-            else:
-                lines.append(text)
-        parsed = ConfigFactory.parse_string("\n".join(lines), resolve=False)
-        tree = ConfigTree.merge_configs(tree, parsed)
-    return tree
-
-
-def leaf_paths(tree: ConfigTree, prefix: str = "") -> set[str]:
-    out: set[str] = set()
-    for key, value in tree.items():
-        path = f"{prefix}.{key}" if prefix else key
-        if isinstance(value, ConfigTree):
-            out |= leaf_paths(value, path)
-        else:
-            out.add(path)
-    return out
-
 
 JICOFO_REFERENCE = (
     "jicofo/jicofo.reference.conf",

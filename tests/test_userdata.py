@@ -15,8 +15,14 @@ import yaml
 from components import userdata
 from components.credentials import Credentials
 from components.settings import Cloud, parse_settings
-from components.signaling_files import BOOTSTRAP, ROOTFS_ARCHIVE
-from components.userdata import USER_DATA_CAPS, UserDataTooLargeError, check_caps, user_data_bytes
+from components.userdata import (
+    BOOTSTRAP,
+    ROOTFS_ARCHIVE,
+    USER_DATA_CAPS,
+    UserDataTooLargeError,
+    check_caps,
+    user_data_bytes,
+)
 from tests.conftest import render_stack
 
 

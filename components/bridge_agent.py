@@ -1,0 +1,498 @@
+"""jitsi-xxl bridge agent: runs on every videobridge VM (python3 and its standard library;
+boto3 on AWS only).
+
+    bridge_agent.py --config /etc/jitsi/xxl/agent.json identity   # at boot, before the JVB
+    bridge_agent.py --config /etc/jitsi/xxl/agent.json run        # AWS: metric + lifecycle
+    bridge_agent.py --config /etc/jitsi/xxl/agent.json drain      # on stop: empty the JVB
+
+identity: every bridge boots from the same user data, so what must be unique (MUC nickname,
+relay-id, colibri-ws server-id, the public address for ICE) is read from the cloud's instance
+metadata and written to an include of jvb.conf.
+
+run (AWS): every minute, publishes the JVB's stress_level to CloudWatch with the Auto Scaling
+group as dimension (the signal the group scales on); watches the instance's target lifecycle
+state, and on termination drains the bridge, sending lifecycle heartbeats, then completes the
+lifecycle action with CONTINUE.
+
+drain: enable drain mode, ask for graceful shutdown, and wait until no endpoints are left
+(participants minus relays) or the bound passes. Systemd runs it when the VM shuts down, which
+is how a Hetzner server deleted with "shutdown before deletion" empties first.
+
+Nothing here may take the bridge down: every failure is logged on one line and retried.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import re
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+HTTP_TIMEOUT: Final = 5.0
+# How often a failed one-off call (drain, shutdown, complete) is tried before moving on.
+TRIES: Final = 5
+LIFECYCLE_HOOK: Final = "jitsi-xxl-drain"
+
+
+def log(message: str) -> None:
+    print(f"jitsi-xxl-agent: {message}", flush=True)
+
+
+# --- the videobridge's REST API ---------------------------------------------------------------
+
+
+class JvbError(Exception):
+    """The JVB answered with an error, or not in time."""
+
+
+class JvbGoneError(JvbError):
+    """Nothing listens on the JVB's port: it has exited."""
+
+
+class Jvb:
+    """The JVB's private REST API (COLIBRI stats, drain, graceful shutdown)."""
+
+    def __init__(self, base_url: str, timeout: float = HTTP_TIMEOUT) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(  # noqa: S310 - a fixed loopback URL from our config
+            self.base_url + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"} if data is not None else {},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                text = response.read().decode() or "null"
+        except urllib.error.HTTPError as exc:
+            raise JvbError(f"{method} {path}: HTTP {exc.code}") from None
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, ConnectionRefusedError):
+                raise JvbGoneError(f"{method} {path}: connection refused") from None
+            raise JvbError(f"{method} {path}: {exc.reason}") from None
+        except (TimeoutError, ConnectionError) as exc:
+            raise JvbError(f"{method} {path}: {exc}") from None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+
+    def stats(self) -> dict[str, Any]:
+        stats = self._call("GET", "/colibri/stats")
+        if not isinstance(stats, dict):
+            raise JvbError("GET /colibri/stats: not a JSON object")
+        return stats
+
+    def enable_drain(self) -> None:
+        self._call("POST", "/colibri/drain/enable")
+
+    def graceful_shutdown(self) -> None:
+        self._call("POST", "/colibri/shutdown", {"graceful-shutdown": True})
+
+
+def endpoints_left(stats: dict[str, Any]) -> int:
+    """Endpoints that would be dropped: participants minus relays (octo) to other bridges."""
+    return max(0, int(stats.get("participants", 0)) - int(stats.get("octo_endpoints", 0)))
+
+
+# --- what differs between clouds -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What makes one bridge distinct from the others of the pool."""
+
+    instance_id: str
+    private_ip: str
+    public_ip: str | None
+    region: str
+    # AWS puts the public address on a 1:1 NAT, not on the interface: ICE needs a mapping.
+    map_public_ip: bool
+
+    @property
+    def name(self) -> str:
+        """MUC nickname and relay-id: the instance id, as a safe token."""
+        return "jvb-" + re.sub(r"[^a-z0-9-]", "-", self.instance_id.lower()).strip("-")
+
+    @property
+    def server_id(self) -> str:
+        """Colibri-ws server-id; the signaling nginx routes `/colibri-ws/<it>/` back here."""
+        return "jvb-" + str(ipaddress.IPv4Address(self.private_ip)).replace(".", "-")
+
+
+class Cloud(Protocol):
+    """Instance metadata, termination lifecycle, and the stress metric."""
+
+    def identity(self) -> Identity: ...
+
+    def termination_requested(self) -> bool: ...
+
+    def heartbeat(self) -> None: ...
+
+    def complete(self) -> None: ...
+
+    def publish_stress(self, value: float) -> None: ...
+
+
+def _http(
+    url: str, method: str = "GET", headers: dict[str, str] | None = None, timeout: float = 2.0
+) -> str | None:
+    """A metadata request: the body, or None for 404."""
+    request = urllib.request.Request(url, method=method, headers=headers or {})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return str(response.read().decode())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:  # noqa: PLR2004
+            return None
+        raise
+
+
+class Aws:
+    """EC2 instance metadata (IMDSv2 only), Auto Scaling lifecycle, CloudWatch."""
+
+    def __init__(
+        self,
+        metadata_url: str,
+        namespace: str,
+        metric: str,
+        clients: Callable[[str, str], Any] | None = None,
+    ) -> None:
+        self.metadata_url = metadata_url.rstrip("/")
+        self.namespace = namespace
+        self.metric = metric
+        self._clients = clients or _boto3_client
+        self._token: tuple[str, float] | None = None
+
+    def _meta(self, path: str) -> str | None:
+        if self._token is None or self._token[1] < time.monotonic():
+            token = _http(
+                f"{self.metadata_url}/latest/api/token",
+                method="PUT",
+                headers={"X-aws-ec2-metadata-token-ttl-seconds": "21600"},
+            )
+            if not token:
+                raise RuntimeError("IMDSv2 gave no token")
+            self._token = (token, time.monotonic() + 21000)
+        return _http(
+            f"{self.metadata_url}/latest/meta-data/{path}",
+            headers={"X-aws-ec2-metadata-token": self._token[0]},
+        )
+
+    def _require(self, path: str) -> str:
+        value = self._meta(path)
+        if not value:
+            raise RuntimeError(f"instance metadata has no {path}")
+        return value.strip()
+
+    def identity(self) -> Identity:
+        return Identity(
+            instance_id=self._require("instance-id"),
+            private_ip=self._require("local-ipv4"),
+            public_ip=(self._meta("public-ipv4") or "").strip() or None,
+            region=self._require("placement/region"),
+            map_public_ip=True,
+        )
+
+    def group(self) -> str:
+        # instance metadata tags are enabled in the launch template
+        return self._require("tags/instance/aws:autoscaling:groupName")
+
+    def termination_requested(self) -> bool:
+        state = (self._meta("autoscaling/target-lifecycle-state") or "").strip()
+        return state == "Terminated"
+
+    def _lifecycle(self, action: str) -> None:
+        client = self._clients("autoscaling", self._require("placement/region"))
+        params = {
+            "LifecycleHookName": LIFECYCLE_HOOK,
+            "AutoScalingGroupName": self.group(),
+            "InstanceId": self._require("instance-id"),
+        }
+        if action == "heartbeat":
+            client.record_lifecycle_action_heartbeat(**params)
+        else:
+            client.complete_lifecycle_action(**params, LifecycleActionResult="CONTINUE")
+
+    def heartbeat(self) -> None:
+        self._lifecycle("heartbeat")
+
+    def complete(self) -> None:
+        self._lifecycle("complete")
+
+    def publish_stress(self, value: float) -> None:
+        client = self._clients("cloudwatch", self._require("placement/region"))
+        client.put_metric_data(
+            Namespace=self.namespace,
+            MetricData=[
+                {
+                    "MetricName": self.metric,
+                    "Dimensions": [{"Name": "AutoScalingGroupName", "Value": self.group()}],
+                    "Value": value,
+                    "Unit": "None",
+                }
+            ],
+        )
+
+
+def _boto3_client(service: str, region: str) -> Any:
+    import boto3  # noqa: PLC0415 - only AWS bridges have it
+
+    return boto3.client(service, region_name=region)
+
+
+class Hetzner:
+    """Hetzner Cloud's metadata service. No autoscaling service, so no lifecycle or metric:
+    the pool is resized by changing the stack, and a deleted server drains on shutdown."""
+
+    def __init__(self, metadata_url: str) -> None:
+        self.base = metadata_url.rstrip("/") + "/hetzner/v1/metadata"
+
+    def _require(self, path: str) -> str:
+        value = _http(f"{self.base}/{path}")
+        if not value or not value.strip():
+            raise RuntimeError(f"instance metadata has no {path}")
+        return value.strip()
+
+    def identity(self) -> Identity:
+        return Identity(
+            instance_id=self._require("instance-id"),
+            private_ip=hetzner_private_ip(self._require("private-networks")),
+            public_ip=(_http(f"{self.base}/public-ipv4") or "").strip() or None,
+            region=self._require("region"),
+            # the public address is on the interface; ICE finds it without help
+            map_public_ip=False,
+        )
+
+    def termination_requested(self) -> bool:
+        return False
+
+    def heartbeat(self) -> None:
+        return None
+
+    def complete(self) -> None:
+        return None
+
+    def publish_stress(self, value: float) -> None:
+        return None
+
+
+def hetzner_private_ip(text: str) -> str:
+    """The first `ip:` of the private-networks document (YAML list of mappings)."""
+    match = re.search(r"^\s*-?\s*ip:\s*['\"]?([0-9.]+)", text, re.MULTILINE)
+    if not match:
+        raise RuntimeError("the server is attached to no private network")
+    return str(ipaddress.IPv4Address(match.group(1)))
+
+
+def identity_hocon(identity: Identity, websockets: bool) -> str:
+    """The include that jvb.conf pulls in: only what differs per bridge."""
+    lines = [
+        "# Written at boot by jitsi-xxl-agent from the instance metadata; do not edit.",
+        f"videobridge.apis.xmpp-client.configs.xxl.muc_nickname = {json.dumps(identity.name)}",
+        f"videobridge.relay.relay-id = {json.dumps(identity.name)}",
+        f"videobridge.relay.region = {json.dumps(identity.region)}",
+    ]
+    if websockets:
+        lines.append(f"videobridge.websockets.server-id = {json.dumps(identity.server_id)}")
+    if identity.map_public_ip and identity.public_ip:
+        mapping = {
+            "local-address": identity.private_ip,
+            "public-address": identity.public_ip,
+            "name": "public",
+        }
+        lines.append(f"ice4j.harvest.mapping.static-mappings = [{json.dumps(mapping)}]")
+    return "\n".join(lines) + "\n"
+
+
+# --- drain and the agent loop --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    """`/etc/jitsi/xxl/agent.json`, rendered per stack."""
+
+    cloud: str
+    jvb_url: str
+    metadata_url: str
+    identity_file: str
+    websockets: bool
+    graceful_shutdown_max_seconds: int
+    poll_seconds: float
+    heartbeat_seconds: float
+    metric_seconds: float
+    metric_namespace: str
+    metric_name: str
+
+    @classmethod
+    def load(cls, path: Path) -> Config:
+        return cls(**json.loads(path.read_text()))
+
+
+def _try(what: str, action: Callable[[], None], sleep: Callable[[float], None]) -> bool:
+    for attempt in range(1, TRIES + 1):
+        try:
+            action()
+        except JvbGoneError:
+            raise
+        except Exception as exc:
+            log(f"{what} failed (attempt {attempt}/{TRIES}): {exc}")
+            sleep(min(2.0 * attempt, 10.0))
+        else:
+            return True
+    return False
+
+
+def drain(
+    jvb: Jvb,
+    heartbeat: Callable[[], None],
+    *,
+    max_seconds: float,
+    poll_seconds: float,
+    heartbeat_seconds: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Empty the bridge; returns why it stopped waiting: empty, exited or bound."""
+    start = clock()
+    log(f"draining: new endpoints go elsewhere; waiting at most {max_seconds:.0f} s")
+    try:
+        if _try("enabling drain", jvb.enable_drain, sleep):
+            log("drain mode on")
+        if _try("asking for graceful shutdown", jvb.graceful_shutdown, sleep):
+            log("graceful shutdown requested")
+    except JvbGoneError:
+        log("the videobridge is not running: nothing to drain")
+        return "exited"
+    last_heartbeat = clock()
+    reported: tuple[int, float] | None = None  # (count, when): log changes, or once a minute
+    while True:
+        elapsed = clock() - start
+        try:
+            left = endpoints_left(jvb.stats())
+        except JvbGoneError:
+            log(f"the videobridge has exited after {elapsed:.0f} s")
+            return "exited"
+        except (JvbError, ValueError, TypeError) as exc:
+            log(f"reading stats failed ({exc}); still waiting")
+        else:
+            if left == 0:
+                log(f"no endpoints left after {elapsed:.0f} s")
+                return "empty"
+            if reported is None or reported[0] != left or elapsed - reported[1] >= 60:  # noqa: PLR2004
+                log(f"{left} endpoints left after {elapsed:.0f} s")
+                reported = (left, elapsed)
+        if elapsed >= max_seconds:
+            log(f"gave up waiting after {elapsed:.0f} s (bound {max_seconds:.0f} s)")
+            return "bound"
+        if clock() - last_heartbeat >= heartbeat_seconds:
+            try:
+                heartbeat()
+                log("lifecycle heartbeat sent")
+            except Exception as exc:
+                log(f"lifecycle heartbeat failed: {exc}")
+            last_heartbeat = clock()
+        sleep(poll_seconds)
+
+
+def run(
+    jvb: Jvb,
+    cloud: Cloud,
+    cfg: Config,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    rounds: int | None = None,
+) -> str:
+    """Publish stress every metric interval; on termination, drain and complete once."""
+    next_metric = clock()
+    done = 0
+    while rounds is None or done < rounds:
+        done += 1
+        try:
+            terminating = cloud.termination_requested()
+        except Exception as exc:
+            log(f"reading the lifecycle state failed: {exc}")
+            terminating = False
+        if terminating:
+            log("the Auto Scaling group is terminating this instance")
+            reason = drain(
+                jvb,
+                cloud.heartbeat,
+                max_seconds=cfg.graceful_shutdown_max_seconds,
+                poll_seconds=cfg.poll_seconds,
+                heartbeat_seconds=cfg.heartbeat_seconds,
+                clock=clock,
+                sleep=sleep,
+            )
+            if _try("completing the lifecycle action", cloud.complete, sleep):
+                log(f"lifecycle action completed with CONTINUE ({reason})")
+            return reason
+        if clock() >= next_metric:
+            next_metric = clock() + cfg.metric_seconds
+            try:
+                stress = float(jvb.stats()["stress_level"])
+                cloud.publish_stress(stress)
+                log(f"published stress_level {stress:.3f}")
+            except Exception as exc:
+                log(f"publishing stress failed: {exc}")
+        sleep(cfg.poll_seconds)
+    return "stopped"
+
+
+def make_cloud(cfg: Config) -> Cloud:
+    if cfg.cloud == "aws":
+        return Aws(cfg.metadata_url, cfg.metric_namespace, cfg.metric_name)
+    if cfg.cloud == "hetzner":
+        return Hetzner(cfg.metadata_url)
+    raise ValueError(f"unknown cloud {cfg.cloud!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="jitsi-xxl-agent")
+    parser.add_argument("--config", type=Path, default=Path("/etc/jitsi/xxl/agent.json"))
+    parser.add_argument("command", choices=("identity", "run", "drain"))
+    args = parser.parse_args(argv)
+    cfg = Config.load(args.config)
+    cloud = make_cloud(cfg)
+    jvb = Jvb(cfg.jvb_url)
+    if args.command == "identity":
+        for attempt in range(1, 31):
+            try:
+                identity = cloud.identity()
+                break
+            except Exception as exc:
+                log(f"reading instance metadata failed (attempt {attempt}/30): {exc}")
+                time.sleep(2)
+        else:
+            return 1
+        Path(cfg.identity_file).write_text(identity_hocon(identity, cfg.websockets))
+        log(f"identity {identity.name}, private {identity.private_ip}, region {identity.region}")
+        return 0
+    if args.command == "drain":
+        # on shutdown there is no lifecycle action to keep alive
+        drain(
+            jvb,
+            lambda: None,
+            max_seconds=cfg.graceful_shutdown_max_seconds,
+            poll_seconds=cfg.poll_seconds,
+            heartbeat_seconds=cfg.heartbeat_seconds,
+        )
+        return 0
+    run(jvb, cloud, cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

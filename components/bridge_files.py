@@ -1,0 +1,127 @@
+"""Every file a videobridge VM holds from us, rendered from the settings and the plan.
+
+All bridges of the pool boot from the same user data; the agent (`bridge_agent.py`, shipped
+as it is) gives each its identity at boot, and drains it before it stops. This module
+decides the values; the templates under `templates/jvb/` (a mirror of the VM's file system)
+only place them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final
+
+from components.credentials import Credentials
+from components.planner import JVB_WEBSOCKET_PORT, Plan
+from components.render import FileSpec, RenderedFile, render, render_specs
+from components.settings import Cloud, Settings
+from components.signaling_files import names
+from components.userdata import VmBundle, vm_bundle
+
+AGENT_SOURCE: Final = Path(__file__).resolve().parent / "bridge_agent.py"
+AGENT_PATH: Final = "/usr/local/lib/jitsi-xxl/bridge_agent.py"
+AGENT_CONFIG: Final = "/etc/jitsi/xxl/agent.json"
+AGENT_COMMAND: Final = f"/usr/bin/python3 {AGENT_PATH} --config {AGENT_CONFIG}"
+IDENTITY_FILE: Final = "/etc/jitsi/videobridge/xxl-identity.conf"
+JVB_PRIVATE_PORT: Final = 8080
+METADATA_URL: Final = "http://169.254.169.254"
+# The CloudWatch metric the pool scales on (the Auto Scaling group is its dimension).
+STRESS_NAMESPACE: Final = "JitsiXXL"
+STRESS_METRIC: Final = "StressLevel"
+# Agent cadence: JVB stats every poll, a lifecycle heartbeat every minute (the hook's
+# heartbeat timeout is five), a metric point every minute.
+POLL_SECONDS: Final = 5
+HEARTBEAT_SECONDS: Final = 60
+METRIC_SECONDS: Final = 60
+# Stop timeout of the drain unit beyond the drain bound: time to log and exit.
+DRAIN_STOP_MARGIN_SECONDS: Final = 120
+
+_UNITS: Final = "/etc/systemd/system"
+_SPECS: Final = (
+    FileSpec(
+        "jvb/etc/jitsi/videobridge/jvb.conf.j2", "/etc/jitsi/videobridge/jvb.conf", 0o640, "jvb"
+    ),
+    FileSpec("jvb/etc/jitsi/xxl/agent.json.j2", AGENT_CONFIG),
+    FileSpec(
+        "jvb/etc/systemd/system/jitsi-xxl-identity.service.j2",
+        f"{_UNITS}/jitsi-xxl-identity.service",
+    ),
+    FileSpec(
+        "jvb/etc/systemd/system/jitsi-xxl-drain.service.j2", f"{_UNITS}/jitsi-xxl-drain.service"
+    ),
+    FileSpec(
+        "jvb/etc/systemd/system/jitsi-videobridge2.service.d/jitsi-xxl.conf.j2",
+        f"{_UNITS}/jitsi-videobridge2.service.d/jitsi-xxl.conf",
+    ),
+    FileSpec(
+        "jvb/etc/apt/sources.list.d/jitsi-xxl.sources.j2",
+        "/etc/apt/sources.list.d/jitsi-xxl.sources",
+    ),
+    FileSpec(
+        "common/etc/apt/preferences.d/jitsi-xxl.pref.j2", "/etc/apt/preferences.d/jitsi-xxl.pref"
+    ),
+)
+_AWS_SPECS: Final = (
+    FileSpec(
+        "jvb/etc/systemd/system/jitsi-xxl-agent.service.j2", f"{_UNITS}/jitsi-xxl-agent.service"
+    ),
+)
+_BOOTSTRAP_TEMPLATE: Final = "jvb/usr/local/sbin/jitsi-xxl-bootstrap.j2"
+
+
+def agent_config(settings: Settings) -> dict[str, Any]:
+    """`/etc/jitsi/xxl/agent.json`: what the agent needs to know, nothing secret."""
+    return {
+        "cloud": settings.cloud.value,
+        "jvb_url": f"http://127.0.0.1:{JVB_PRIVATE_PORT}",
+        "metadata_url": METADATA_URL,
+        "identity_file": IDENTITY_FILE,
+        "websockets": settings.bridges.websockets,
+        "graceful_shutdown_max_seconds": settings.bridges.graceful_shutdown_max_minutes * 60,
+        "poll_seconds": POLL_SECONDS,
+        "heartbeat_seconds": HEARTBEAT_SECONDS,
+        "metric_seconds": METRIC_SECONDS,
+        "metric_namespace": STRESS_NAMESPACE,
+        "metric_name": STRESS_METRIC,
+    }
+
+
+def agent_units(cloud: Cloud) -> list[str]:
+    """Units the bootstrap starts after the videobridge: drain everywhere, the agent on AWS."""
+    drain = ["jitsi-xxl-drain.service"]
+    return [*drain, "jitsi-xxl-agent.service"] if cloud is Cloud.aws else drain
+
+
+def context(settings: Settings, plan: Plan, creds: Credentials) -> dict[str, Any]:
+    """All values the bridge templates place."""
+    return {
+        **names(settings.domain),
+        "cloud": settings.cloud.value,
+        "signaling_private_ip": plan.network.signaling_private_ip,
+        "jvb_websocket_port": JVB_WEBSOCKET_PORT,
+        "websockets": settings.bridges.websockets,
+        "graceful_shutdown_max_minutes": settings.bridges.graceful_shutdown_max_minutes,
+        "drain_stop_timeout": settings.bridges.graceful_shutdown_max_minutes * 60
+        + DRAIN_STOP_MARGIN_SECONDS,
+        "release": settings.release,
+        "creds": creds,
+        "agent_config": agent_config(settings),
+        "agent_command": AGENT_COMMAND,
+        "agent_units": agent_units(settings.cloud),
+        "identity_file": IDENTITY_FILE,
+        "checks": [
+            {"name": "jvb-health", "target": f"http://127.0.0.1:{JVB_PRIVATE_PORT}/about/health"},
+        ],
+        "reported_packages": ["jitsi-videobridge2"],
+    }
+
+
+def bridge_bundle(settings: Settings, plan: Plan, creds: Credentials) -> VmBundle:
+    """Render a bridge VM; raises UserDataTooLargeError if the user data is over a cap."""
+    ctx = context(settings, plan, creds)
+    specs = _SPECS + (_AWS_SPECS if settings.cloud is Cloud.aws else ())
+    rootfs = (
+        *render_specs(specs, ctx, settings.domain),
+        RenderedFile(AGENT_PATH, AGENT_SOURCE.read_text(), 0o755),
+    )
+    return vm_bundle(rootfs, lambda extra: render(_BOOTSTRAP_TEMPLATE, {**ctx, **extra}))

@@ -1,0 +1,531 @@
+"""Bridge VM: jvb.conf against the videobridge's reference.conf, the units and the bootstrap
+through the real tools, and the agent (identity, stress metric, drain) against stand-ins.
+
+Stand-ins, each playing a documented protocol on 127.0.0.1, because the real thing cannot
+run here:
+- the videobridge's private REST API (COLIBRI `GET /colibri/stats`, `POST /colibri/drain/
+  enable`, `POST /colibri/shutdown` with `{"graceful-shutdown": true}`, per the
+  jitsi-videobridge docs `rest.md`), with participants falling over time;
+- EC2 instance metadata, IMDSv2 only (`PUT /latest/api/token`, then `GET /latest/meta-data/
+  ...` with the token header), including `autoscaling/target-lifecycle-state`;
+- Hetzner Cloud's metadata service (`/hetzner/v1/metadata/...`).
+The Auto Scaling and CloudWatch APIs stand in as botocore Stubbers: the real boto3 clients,
+which validate every call against the services' own API models, without the network.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from hypothesis import given
+from hypothesis import strategies as st
+from pyhocon import ConfigFactory  # type: ignore[import-untyped]
+
+from components import bridge_agent as agent
+from components.bridge_files import IDENTITY_FILE, agent_config, bridge_bundle
+from components.credentials import Credentials
+from components.planner import bridge_server_id, colibri_ws_route, plan
+from components.settings import StackFile, parse_settings
+from tests.conftest import UPSTREAM, require_tool
+from tests.hocon_oracle import leaf_paths, reference_tree
+
+JVB_REFERENCE = (
+    "jitsi-videobridge/jvb.reference.conf",
+    "jitsi-videobridge/jitsi-media-transform.reference.conf",
+    "jitsi-videobridge/ice4j.reference.conf",
+)
+# reference.conf leaves `apis.xmpp-client.configs.<id>` to MucClientConfiguration; these are
+# the keys the videobridge's Debian package writes there (jitsi-visitors.md, section 7.1).
+MUC_CLIENT_KEYS = {
+    "hostname", "domain", "username", "password", "muc_jids", "muc_nickname",
+    "disable_certificate_verification",
+}  # fmt: skip
+
+
+def bridge(stack: StackFile) -> Any:
+    return bridge_bundle(stack.settings, plan(stack.settings), Credentials.placeholders())
+
+
+AWS_ID = agent.Identity("i-0abc123def4567890", "10.0.1.37", "3.120.5.6", "eu-central-1", True)
+HETZNER_ID = agent.Identity("48213377", "10.0.2.5", "49.12.1.2", "eu-central", False)
+
+
+# --- jvb.conf -------------------------------------------------------------------------------
+
+
+def parsed_jvb(stack: StackFile, identity: agent.Identity, tmp_path: Path) -> Any:
+    jvb = bridge(stack).file("/etc/jitsi/videobridge/jvb.conf")
+    (tmp_path / "jvb.conf").write_text(jvb.content)
+    (tmp_path / Path(IDENTITY_FILE).name).write_text(
+        agent.identity_hocon(identity, stack.settings.bridges.websockets)
+    )
+    return ConfigFactory.parse_file(str(tmp_path / "jvb.conf"))
+
+
+@pytest.mark.parametrize("identity", [AWS_ID, HETZNER_ID], ids=["aws", "hetzner"])
+def test_every_jvb_key_exists_upstream(
+    stack: StackFile, identity: agent.Identity, tmp_path: Path
+) -> None:
+    reference = leaf_paths(reference_tree(*JVB_REFERENCE))
+    conf = parsed_jvb(stack, identity, tmp_path)
+    ours = leaf_paths(conf)
+    prefix = "videobridge.apis.xmpp-client.configs.xxl."
+    muc = {k.removeprefix(prefix) for k in ours if k.startswith(prefix)}
+    assert muc <= MUC_CLIENT_KEYS
+    unknown = {k for k in ours if not k.startswith(prefix)} - reference
+    assert not unknown, f"keys the videobridge does not know: {sorted(unknown)}"
+
+
+def test_jvb_conf_values(stack: StackFile, tmp_path: Path) -> None:
+    conf = parsed_jvb(stack, AWS_ID, tmp_path)
+    p = plan(stack.settings)
+    client = conf["videobridge.apis.xmpp-client.configs.xxl"]
+    assert client["hostname"] == p.network.signaling_private_ip
+    assert client["domain"] == f"auth.{stack.settings.domain}"
+    assert client["username"] == "jvb"
+    assert client["muc_jids"] == f"jvbbrewery@internal.auth.{stack.settings.domain}"
+    assert client["muc_nickname"] == AWS_ID.name
+    assert conf["videobridge.apis.rest.enabled"] is True
+    assert conf["videobridge.rest.shutdown.enabled"] is True
+    assert conf["videobridge.http-servers.private.host"] == "127.0.0.1"
+    assert conf["videobridge.relay.enabled"] is True
+    assert conf["videobridge.relay.relay-id"] == AWS_ID.name
+    assert conf["videobridge.relay.region"] == "eu-central-1"
+    assert conf["videobridge.ice.udp.port"] == 10000
+    minutes = stack.settings.bridges.graceful_shutdown_max_minutes
+    assert conf["videobridge.shutdown.graceful-shutdown-max-duration"] == f"{minutes} minutes"
+    mapping = conf["ice4j.harvest.mapping.static-mappings"][0]
+    assert (mapping["local-address"], mapping["public-address"]) == ("10.0.1.37", "3.120.5.6")
+
+
+def test_websockets_match_the_nginx_route(tmp_path: Path) -> None:
+    settings = parse_settings(
+        {
+            "cloud": "hetzner",
+            "domain": "live.example.org",
+            "audience": 500,
+            "tls": {"mode": "self-signed"},
+            "bridges": {"websockets": True},
+        }
+    )
+    stack = StackFile(name="ws", settings=settings, providers={}, secrets=frozenset())
+    conf = parsed_jvb(stack, HETZNER_ID, tmp_path)
+    assert conf["videobridge.websockets.enabled"] is True
+    assert conf["videobridge.websockets.domains"] == ["live.example.org:443"]
+    assert conf["videobridge.http-servers.public.port"] == 9090
+    server_id = conf["videobridge.websockets.server-id"]
+    regex, _ = colibri_ws_route(settings.network.cidr, 9090)
+    assert re.match(regex, f"/colibri-ws/{server_id}/conf/ep")
+
+
+def test_hetzner_needs_no_ice_mapping(tmp_path: Path) -> None:
+    text = agent.identity_hocon(HETZNER_ID, websockets=False)
+    assert "static-mappings" not in text
+    assert "server-id" not in text
+
+
+# --- real tools -------------------------------------------------------------------------------
+
+
+def test_units_verify_silently(stack: StackFile, tmp_path: Path) -> None:
+    analyze = require_tool("systemd-analyze")
+    units = [f for f in bridge(stack).files if f.path.endswith(".service")]
+    assert {Path(u.path).name for u in units} >= {
+        "jitsi-xxl-identity.service",
+        "jitsi-xxl-drain.service",
+    }
+    for unit in units:
+        path = tmp_path / Path(unit.path).name
+        path.write_text(unit.content)
+        proc = subprocess.run(
+            [analyze, "verify", str(path)], capture_output=True, text=True, check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == "", proc.stderr
+
+
+def test_drain_unit_outlasts_the_drain(stack: StackFile) -> None:
+    unit = bridge(stack).file("/etc/systemd/system/jitsi-xxl-drain.service").content
+    timeout = int(re.search(r"^TimeoutStopSec=(\d+)$", unit, re.M).group(1))  # type: ignore[union-attr]
+    assert timeout > stack.settings.bridges.graceful_shutdown_max_minutes * 60
+    assert "After=network-online.target jitsi-videobridge2.service" in unit
+
+
+def test_bootstrap_shellcheck(stack: StackFile, tmp_path: Path) -> None:
+    shellcheck = require_tool("shellcheck")
+    script = tmp_path / "bootstrap"
+    script.write_text(bridge(stack).file("/usr/local/sbin/jitsi-xxl-bootstrap").content)
+    proc = subprocess.run(
+        [shellcheck, "--severity=style", str(script)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_cloud_init_schema_and_caps(stack: StackFile, tmp_path: Path) -> None:
+    cloud_init = require_tool("cloud-init")
+    path = tmp_path / "cloud-init.yaml"
+    path.write_text(bridge(stack).user_data)
+    proc = subprocess.run(
+        [cloud_init, "schema", "--config-file", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_agent_is_shipped_as_it_is(stack: StackFile) -> None:
+    shipped = bridge(stack).file("/usr/local/lib/jitsi-xxl/bridge_agent.py").content
+    assert shipped == Path(agent.__file__).read_text()
+    config = json.loads(bridge(stack).file("/etc/jitsi/xxl/agent.json").content)
+    assert config == agent_config(stack.settings)
+    assert agent.Config(**config).graceful_shutdown_max_seconds == (
+        stack.settings.bridges.graceful_shutdown_max_minutes * 60
+    )
+
+
+def test_agent_runs_on_the_vms_python_alone(tmp_path: Path) -> None:
+    """The agent imports nothing of this project: it must start with a bare python3."""
+    python = shutil.which("python3") or "python3"
+    script = tmp_path / "bridge_agent.py"
+    script.write_text(Path(agent.__file__).read_text())
+    proc = subprocess.run(
+        [python, "-I", str(script), "--help"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "identity" in proc.stdout
+
+
+# --- identity -------------------------------------------------------------------------------
+
+
+@given(st.ip_addresses(v=4))
+def test_server_id_equals_the_planners(ip: Any) -> None:
+    identity = agent.Identity("i-1", str(ip), None, "r", False)
+    assert identity.server_id == bridge_server_id(str(ip))
+
+
+@given(st.lists(st.text(min_size=1, max_size=40), min_size=2, max_size=2, unique=True))
+def test_names_are_safe_tokens(ids: list[str]) -> None:
+    for instance_id in ids:
+        name = agent.Identity(instance_id, "10.0.0.1", None, "r", False).name
+        assert re.fullmatch(r"jvb-[a-z0-9-]*", name)
+
+
+# --- stand-in servers -----------------------------------------------------------------------
+
+
+class StandIn:
+    """A loopback HTTP server whose answers come from a function of (method, path, body)."""
+
+    def __init__(
+        self, answer: Callable[[str, str, bytes, dict[str, str]], tuple[int, str]]
+    ) -> None:
+        self.calls: list[tuple[str, str, bytes]] = []
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                stand_in.calls.append((self.command, self.path, body))
+                # HTTP header names are case-insensitive: hand them over in lower case
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status, text = answer(self.command, self.path, body, headers)
+                data = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = _serve  # noqa: N815
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def paths(self, method: str | None = None) -> list[str]:
+        return [p for m, p, _ in self.calls if method is None or m == method]
+
+
+@pytest.fixture
+def stand_ins() -> Iterator[list[StandIn]]:
+    made: list[StandIn] = []
+    yield made
+    for s in made:
+        s.close()
+
+
+def fake_jvb(
+    participants: list[int], fail: Callable[[int], int | None] = lambda _: None
+) -> Callable[..., tuple[int, str]]:
+    """COLIBRI REST: stats report `participants[i]` on the i-th call (the last one repeats);
+    `fail(i)` may answer an HTTP error status for the i-th stats call instead."""
+    state = {"stats": 0}
+
+    def answer(method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+        if method == "POST" and path in {"/colibri/drain/enable", "/colibri/shutdown"}:
+            if path == "/colibri/shutdown" and json.loads(body) != {"graceful-shutdown": True}:
+                return 400, "bad shutdown body"
+            return 200, ""
+        if method == "GET" and path == "/colibri/stats":
+            i = state["stats"]
+            state["stats"] += 1
+            status = fail(i)
+            if status:
+                return status, "oops"
+            count = participants[min(i, len(participants) - 1)]
+            return 200, json.dumps(
+                {"participants": count + 1, "octo_endpoints": 1, "stress_level": 0.42}
+            )
+        return 404, ""
+
+    return answer
+
+
+class Clock:
+    """Drain's clock and sleep, so a one-hour bound takes milliseconds."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_drain_sequence_in_order(stand_ins: list[StandIn]) -> None:
+    jvb = StandIn(fake_jvb([40, 25, 10, 3, 0]))
+    stand_ins.append(jvb)
+    beats: list[float] = []
+    clock = Clock()
+    reason = agent.drain(
+        agent.Jvb(jvb.url), lambda: beats.append(clock.now),
+        max_seconds=3600, poll_seconds=30, heartbeat_seconds=60, clock=clock, sleep=clock.sleep,
+    )  # fmt: skip
+    assert reason == "empty"
+    assert jvb.paths()[:2] == ["/colibri/drain/enable", "/colibri/shutdown"]
+    assert jvb.paths()[2:] == ["/colibri/stats"] * 5
+    assert beats, "no lifecycle heartbeat while draining"
+
+
+def test_drain_stops_at_the_bound(stand_ins: list[StandIn]) -> None:
+    jvb = StandIn(fake_jvb([7]))  # never empties
+    stand_ins.append(jvb)
+    clock = Clock()
+    beats: list[float] = []
+    reason = agent.drain(
+        agent.Jvb(jvb.url), lambda: beats.append(clock.now),
+        max_seconds=600, poll_seconds=5, heartbeat_seconds=60, clock=clock, sleep=clock.sleep,
+    )  # fmt: skip
+    assert reason == "bound"
+    assert 600 <= clock.now <= 605
+    # a heartbeat every minute until the bound, well inside the hook's 5-minute timeout
+    assert beats == [60.0 * i for i in range(1, 10)]
+
+
+def test_drain_survives_errors_and_slowness(stand_ins: list[StandIn]) -> None:
+    def slow_then_error(i: int) -> int | None:
+        if i == 1:
+            time.sleep(0.5)  # longer than the client's timeout below
+        return 500 if i in {0, 2} else None
+
+    jvb = StandIn(fake_jvb([9, 9, 9, 4, 0], slow_then_error))
+    stand_ins.append(jvb)
+    clock = Clock()
+    reason = agent.drain(
+        agent.Jvb(jvb.url, timeout=0.2), lambda: None,
+        max_seconds=3600, poll_seconds=5, heartbeat_seconds=60, clock=clock, sleep=clock.sleep,
+    )  # fmt: skip
+    assert reason == "empty"
+
+
+def test_drain_of_a_stopped_jvb_returns_at_once() -> None:
+    free = StandIn(fake_jvb([0]))
+    url = free.url
+    free.close()  # nothing listens there any more
+    assert agent.drain(
+        agent.Jvb(url), lambda: None, max_seconds=3600, poll_seconds=5, heartbeat_seconds=60,
+        clock=Clock(), sleep=lambda _: None,
+    ) == "exited"  # fmt: skip
+
+
+def fake_imds(states: list[str], token: str = "tok-1") -> Callable[..., tuple[int, str]]:  # noqa: S107
+    """IMDSv2: a token from PUT, required on every GET; the lifecycle state follows `states`."""
+    meta = {
+        "instance-id": "i-0abc123def4567890",
+        "local-ipv4": "10.0.1.37",
+        "public-ipv4": "3.120.5.6",
+        "placement/region": "eu-central-1",
+        "tags/instance/aws:autoscaling:groupName": "jitsi-jvb-asg",
+    }
+    state = {"lifecycle": 0}
+
+    def answer(method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+        if method == "PUT" and path == "/latest/api/token":
+            return (200, token) if "x-aws-ec2-metadata-token-ttl-seconds" in headers else (400, "")
+        if headers.get("x-aws-ec2-metadata-token") != token:
+            return 401, ""  # IMDSv1 is off
+        key = path.removeprefix("/latest/meta-data/")
+        if key == "autoscaling/target-lifecycle-state":
+            i = state["lifecycle"]
+            state["lifecycle"] += 1
+            return 200, states[min(i, len(states) - 1)]
+        return (200, meta[key]) if key in meta else (404, "")
+
+    return answer
+
+
+class Recording:
+    """A boto3 client wrapper that records every API call made through it."""
+
+    def __init__(self, client: Any, calls: list[str]) -> None:
+        self._client = client
+        self._calls = calls
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(**kwargs: Any) -> Any:
+            self._calls.append(name)
+            return method(**kwargs)
+
+        return call
+
+
+def stubbed_clients(
+    expect: Callable[[Stubber, Stubber], None],
+) -> tuple[Callable[[str, str], Any], list[Stubber], list[str]]:
+    keys = {"region_name": "eu-central-1", "aws_access_key_id": "x", "aws_secret_access_key": "x"}
+    asg = boto3.client("autoscaling", **keys)
+    cw = boto3.client("cloudwatch", **keys)
+    stubs = [Stubber(asg), Stubber(cw)]
+    expect(*stubs)
+    for s in stubs:
+        s.activate()
+    calls: list[str] = []
+    clients = {"autoscaling": Recording(asg, calls), "cloudwatch": Recording(cw, calls)}
+    return (lambda service, region: clients[service]), stubs, calls
+
+
+def test_aws_identity_needs_imdsv2(stand_ins: list[StandIn]) -> None:
+    imds = StandIn(fake_imds(["InService"]))
+    stand_ins.append(imds)
+    identity = agent.Aws(imds.url, "JitsiXXL", "StressLevel").identity()
+    assert identity == AWS_ID
+    assert imds.paths("PUT") == ["/latest/api/token"]
+
+
+def test_hetzner_identity(stand_ins: list[StandIn]) -> None:
+    meta = {
+        "instance-id": "48213377",
+        "public-ipv4": "49.12.1.2",
+        "region": "eu-central",
+        "private-networks": "- ip: 10.0.2.5\n  alias_ips: []\n  interface_num: 1\n"
+        "  network_id: 4711\n  network: 10.0.0.0/16\n  subnet: 10.0.2.0/24\n",
+    }
+    server = StandIn(
+        lambda m, path, b, h: (
+            (200, meta[k])
+            if (k := path.removeprefix("/hetzner/v1/metadata/")) in meta
+            else (404, "")
+        )
+    )
+    stand_ins.append(server)
+    assert agent.Hetzner(server.url).identity() == HETZNER_ID
+
+
+def test_identities_of_two_bridges_differ() -> None:
+    other = agent.Identity("i-0fff", "10.0.2.9", "3.1.1.1", "eu-central-1", True)
+    assert AWS_ID.name != other.name
+    assert AWS_ID.server_id != other.server_id
+    assert agent.identity_hocon(AWS_ID, True) != agent.identity_hocon(other, True)
+
+
+def test_run_publishes_stress_then_drains_and_completes_once(stand_ins: list[StandIn]) -> None:
+    jvb = StandIn(fake_jvb([5, 5, 5, 2, 0]))
+    imds = StandIn(fake_imds(["InService", "InService", "Terminated"]))
+    stand_ins += [jvb, imds]
+    hook = {
+        "LifecycleHookName": "jitsi-xxl-drain",
+        "AutoScalingGroupName": "jitsi-jvb-asg",
+        "InstanceId": "i-0abc123def4567890",
+    }
+
+    def expect(asg: Stubber, cw: Stubber) -> None:
+        cw.add_response("put_metric_data", {}, {
+            "Namespace": "JitsiXXL",
+            "MetricData": [{
+                "MetricName": "StressLevel", "Value": 0.42, "Unit": "None",
+                "Dimensions": [{"Name": "AutoScalingGroupName", "Value": "jitsi-jvb-asg"}],
+            }],
+        })  # fmt: skip
+        asg.add_response("record_lifecycle_action_heartbeat", {}, hook)
+        asg.add_response(
+            "complete_lifecycle_action", {}, {**hook, "LifecycleActionResult": "CONTINUE"}
+        )
+
+    clients, stubs, calls = stubbed_clients(expect)
+    cfg = agent.Config(
+        cloud="aws", jvb_url=jvb.url, metadata_url=imds.url, identity_file="unused",
+        websockets=False, graceful_shutdown_max_seconds=3600, poll_seconds=30,
+        heartbeat_seconds=60, metric_seconds=60, metric_namespace="JitsiXXL",
+        metric_name="StressLevel",
+    )  # fmt: skip
+    clock = Clock()
+    cloud = agent.Aws(imds.url, cfg.metric_namespace, cfg.metric_name, clients)
+    reason = agent.run(agent.Jvb(jvb.url), cloud, cfg, clock=clock, sleep=clock.sleep, rounds=10)
+    assert reason == "empty"
+    for s in stubs:
+        s.assert_no_pending_responses()
+    # one metric point, one heartbeat, and the lifecycle action completed exactly once
+    assert calls == [
+        "put_metric_data",
+        "record_lifecycle_action_heartbeat",
+        "complete_lifecycle_action",
+    ]
+    assert jvb.paths("POST") == ["/colibri/drain/enable", "/colibri/shutdown"]
+
+
+def test_run_survives_a_failing_cloud(stand_ins: list[StandIn]) -> None:
+    jvb = StandIn(fake_jvb([3]))
+    imds = StandIn(lambda *a: (500, "down"))
+    stand_ins += [jvb, imds]
+    cfg = agent.Config(
+        cloud="aws", jvb_url=jvb.url, metadata_url=imds.url, identity_file="unused",
+        websockets=False, graceful_shutdown_max_seconds=60, poll_seconds=5,
+        heartbeat_seconds=60, metric_seconds=60, metric_namespace="N", metric_name="M",
+    )  # fmt: skip
+    clock = Clock()
+    cloud = agent.Aws(imds.url, "N", "M", lambda s, r: None)
+    assert (
+        agent.run(agent.Jvb(jvb.url), cloud, cfg, clock=clock, sleep=clock.sleep, rounds=5)
+        == "stopped"
+    )
+
+
+def test_upstream_reference_files_are_there() -> None:
+    for name in JVB_REFERENCE:
+        assert (UPSTREAM / name).is_file(), name
