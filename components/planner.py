@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Final
 
-from components.settings import PROJECT, VISITOR_DOMAIN_SUFFIX, Settings
+from components.settings import PROJECT, VISITOR_DOMAIN_SUFFIX, Cloud, Settings
 
 MAX_NODES: Final = 64
 C2S_BASE: Final = 52220
@@ -43,6 +43,12 @@ NODE_TARGET_FILL: Final = Fraction(2, 3)
 # visitors_component keeps the vnodes of one room in a cache of 16 entries; a room spread
 # over more nodes loses promotion requests from the evicted ones.
 MAX_NODES_PER_ROOM: Final = 16
+
+# Hetzner: a network holds at most 100 servers, and a new project starts with a small server
+# limit; both are raised on request (peers-and-pulumi.md, B.8).
+HETZNER_SERVERS_PER_NETWORK: Final = 100
+# Hetzner: a spread placement group holds at most 10 servers.
+HETZNER_SPREAD_GROUP_SIZE: Final = 10
 
 # Ceiling of the bridge pool over what the audience needs, for stress-driven scale-out.
 BRIDGE_HEADROOM: Final = Fraction(3, 2)
@@ -189,12 +195,15 @@ class NetworkPlan:
 
 
 def network_plan(cidr: str, zones: int = 2) -> NetworkPlan:
-    """Carve /24 subnets 1..zones out of the range; the signaling VM is host .10 of the first.
+    """Carve subnets 1..zones out of the range; the signaling VM is host .10 of the first.
 
-    Subnet 0 is left free: AWS and Hetzner both reserve addresses at the start of a range.
+    Subnets are /20 where the range allows (4,091 hosts each: a 500-bridge pool fits in one),
+    else two prefix lengths below the range. Subnet 0 is left free: AWS and Hetzner both
+    reserve addresses at the start of a range.
     """
     net = ipaddress.IPv4Network(cidr)
-    subnets = tuple(str(s) for s in list(net.subnets(new_prefix=24))[1 : zones + 1])
+    size = max(20, net.prefixlen + 2)
+    subnets = tuple(str(s) for s in list(net.subnets(new_prefix=size))[1 : zones + 1])
     first = ipaddress.IPv4Network(subnets[0])
     return NetworkPlan(
         cidr=cidr, subnets=subnets, signaling_private_ip=str(first.network_address + 10)
@@ -304,6 +313,13 @@ def plan(settings: Settings) -> Plan:
     needed = bridges_needed(settings.audience, v.main_participants, b.participants_per_bridge)
     pool = bridge_pool(needed, b.min, b.max)
     warnings = []
+    if settings.cloud is Cloud.hetzner and pool.desired + 1 > HETZNER_SERVERS_PER_NETWORK:
+        warnings.append(
+            f"Hetzner: {pool.desired} bridges and the signaling server exceed the "
+            f"{HETZNER_SERVERS_PER_NETWORK} servers a network holds by default; ask Hetzner "
+            "to raise the network and project limits before the event, or use fewer, "
+            "larger bridges"
+        )
     if count > MAX_NODES_PER_ROOM:
         warnings.append(
             f"{count} visitor nodes: one conference uses at most {MAX_NODES_PER_ROOM} of them "
@@ -328,3 +344,8 @@ def plan(settings: Settings) -> Plan:
         network=network_plan(settings.network.cidr),
         warnings=tuple(warnings),
     )
+
+
+def placement_groups(servers: int, size: int = HETZNER_SPREAD_GROUP_SIZE) -> tuple[int, ...]:
+    """Group index of each of `servers` Hetzner servers, at most `size` to a spread group."""
+    return tuple(i // size for i in range(servers))

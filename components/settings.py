@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum, unique
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -28,6 +29,14 @@ from pydantic import (
     model_validator,
 )
 from pydantic.fields import FieldInfo
+
+from components.pricing import (
+    DEFAULT_BRIDGE,
+    DEFAULT_SIGNALING,
+    MIN_BRIDGE_VCPUS,
+    MIN_SIGNALING_VCPUS,
+    types_for,
+)
 
 PROJECT: Final = "jitsi-xxl"
 
@@ -117,6 +126,14 @@ class VisitorSettings(_Strict):
     promotion: Promotion = Field(default=Promotion.auto, description="visitor promotion")
 
 
+@unique
+class ScaleOn(StrEnum):
+    """What the AWS bridge pool's target tracking follows."""
+
+    stress = "stress"  # the videobridges' own stress_level, published by the agent
+    cpu = "cpu"  # EC2's average CPU, if the metric path is unavailable
+
+
 class BridgeSettings(_Strict):
     """`jitsi-xxl:bridges`: the videobridge pool."""
 
@@ -138,6 +155,12 @@ class BridgeSettings(_Strict):
         default=False,
         description="colibri WebSockets for the bridge channel (SCTP data channels otherwise)",
     )
+    instance_type: str | None = Field(
+        default=None, description="bridge machine type; default c6i.2xlarge or ccx33"
+    )
+    scale_on: ScaleOn = Field(
+        default=ScaleOn.stress, description="AWS target tracking signal: stress or cpu"
+    )
 
     @field_validator("websockets", mode="before")
     @classmethod
@@ -148,6 +171,69 @@ class BridgeSettings(_Strict):
         if not isinstance(value, bool):
             raise ValueError("must be true or false")  # noqa: TRY004 - pydantic wants ValueError
         return value
+
+
+class SignalingSettings(_Strict):
+    """`jitsi-xxl:signaling`: the signaling VM."""
+
+    instance_type: str | None = Field(
+        default=None, description="signaling machine type; default c6i.4xlarge or ccx43"
+    )
+
+
+class DnsSettings(_Strict):
+    """`jitsi-xxl:dns`: an A record for the domain, made before the signaling VM boots."""
+
+    zone: str = Field(description="Route53 hosted zone id (aws) or Hetzner DNS zone name")
+    ttl: WholeNumber = Field(default=60, ge=30, le=86400, description="record TTL in seconds")
+
+
+class EventSettings(_Strict):
+    """`jitsi-xxl:event`: the window of the event, in UTC (ISO 8601)."""
+
+    start: datetime = Field(description="when viewers arrive, e.g. 2026-12-03T14:00:00Z")
+    end: datetime = Field(description="when the event is over")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("must carry a time zone, e.g. 2026-12-03T14:00:00Z")
+        return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _order(self) -> EventSettings:
+        if self.end <= self.start:
+            raise ValueError("event.end must be after event.start")
+        return self
+
+
+class AwsSettings(_Strict):
+    """`jitsi-xxl:aws`: AWS-only choices."""
+
+    ami: str | None = Field(
+        default=None, description="pin an AMI id; default: newest Ubuntu 24.04, then kept"
+    )
+    vpc_id: str | None = Field(default=None, description="deploy into an existing VPC")
+    subnet_ids: list[str] | None = Field(
+        default=None, description="two or more public subnets of vpc_id, in different zones"
+    )
+
+    @model_validator(mode="after")
+    def _existing_network(self) -> AwsSettings:
+        if (self.vpc_id is None) != (self.subnet_ids is None):
+            raise ValueError("aws.vpc_id and aws.subnet_ids go together")
+        if self.subnet_ids is not None and len(set(self.subnet_ids)) < 2:  # noqa: PLR2004
+            raise ValueError("aws.subnet_ids needs two or more subnets (two zones)")
+        return self
+
+
+class HetznerSettings(_Strict):
+    """`jitsi-xxl:hetzner`: Hetzner-only choices."""
+
+    location: str = Field(default="fsn1", description="location of every server")
+    network_zone: str = Field(default="eu-central", description="network zone of the location")
+    image: str = Field(default="ubuntu-24.04", description="server image")
 
 
 class TlsSettings(_Strict):
@@ -243,6 +329,47 @@ class Settings(_Strict):
     tls: TlsSettings = Field(description="certificate mode and ACME e-mail")
     network: NetworkSettings = Field(default_factory=NetworkSettings)
     release: ReleaseSettings = Field(default_factory=ReleaseSettings)
+    signaling: SignalingSettings = Field(default_factory=SignalingSettings)
+    admin_cidrs: list[str] = Field(
+        default_factory=list, description="CIDRs allowed to SSH in; none by default"
+    )
+    dns: DnsSettings | None = Field(default=None, description="optional DNS record")
+    event: EventSettings | None = Field(default=None, description="optional event window")
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    hetzner: HetznerSettings = Field(default_factory=HetznerSettings)
+
+    @field_validator("admin_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"{cidr!r} is not a CIDR such as 203.0.113.0/24") from exc
+        if any(ipaddress.ip_network(c).prefixlen == 0 for c in value):
+            raise ValueError("SSH from anywhere is not allowed; name your admin networks")
+        return value
+
+    @model_validator(mode="after")
+    def _machine_types(self) -> Settings:
+        table = types_for(self.cloud.value)
+        for key, name, least in (
+            ("signaling.instance_type", self.signaling_type(), MIN_SIGNALING_VCPUS),
+            ("bridges.instance_type", self.bridge_type(), MIN_BRIDGE_VCPUS),
+        ):
+            if name not in table or table[name].vcpus < least:
+                fits = ", ".join(t for t, v in table.items() if v.vcpus >= least)
+                raise ValueError(
+                    f"{key} {name!r} is not a {self.cloud.value} type we can size and price; "
+                    f"allowed: {fits}"
+                )
+        return self
+
+    def signaling_type(self) -> str:
+        return self.signaling.instance_type or DEFAULT_SIGNALING[self.cloud.value]
+
+    def bridge_type(self) -> str:
+        return self.bridges.instance_type or DEFAULT_BRIDGE[self.cloud.value]
 
     @field_validator("domain", mode="before")
     @classmethod

@@ -92,7 +92,32 @@ BAD_VALUES: list[tuple[tuple[str, ...], Any, str]] = [
     (("release", "prosody"), "0.12.4", "13.0.3 or later"),
     (("release", "jicofo"), "latest!", "Debian package version"),
     (("visitors",), "eight", "object with keys"),
+    (("admin_cidrs",), ["0.0.0.0/0"], "SSH from anywhere is not allowed"),
+    (("admin_cidrs",), ["10.0.0.300/32"], "not a CIDR"),
+    (("event", "start"), "2026-12-03T14:00:00", "time zone"),
+    (("dns", "ttl"), 5, "from 30 to 86400"),
+    (("bridges", "scale_on"), "memory", "one of stress, cpu"),
+    (("bridges", "websockets"), "yes", "true or false"),
 ]
+
+CROSS_RULES: list[tuple[dict[str, Any], str]] = [
+    ({"signaling": {"instance_type": "c6i.2xlarge"}}, "signaling.instance_type 'c6i.2xlarge'"),
+    ({"bridges": {"instance_type": "t3.micro"}}, "allowed: c6i.2xlarge"),
+    ({"cloud": "hetzner", "bridges": {"instance_type": "cx22"}}, "allowed: ccx33"),
+    ({"aws": {"vpc_id": "vpc-1"}}, "aws.vpc_id and aws.subnet_ids go together"),
+    ({"aws": {"vpc_id": "vpc-1", "subnet_ids": ["s-1"]}}, "two or more subnets"),
+    (
+        {"event": {"start": "2026-12-03T16:00:00Z", "end": "2026-12-03T14:00:00Z"}},
+        "event.end must be after event.start",
+    ),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), CROSS_RULES)
+def test_cross_key_rules(extra: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_settings({**BASE, "cloud": "aws", **extra})
+    assert any(message in line for line in exc.value.problems), exc.value.problems
 
 
 def _with(path: tuple[str, ...], value: Any) -> dict[str, Any]:
@@ -214,9 +239,10 @@ def test_installed_command_exits_2(tmp_path: Path, project: dict[str, Any], key:
 def _leaf_keys() -> list[tuple[str, ...]]:
     keys: list[tuple[str, ...]] = []
     for name, field in Settings.model_fields.items():
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            keys += [(name, sub) for sub in annotation.model_fields]
+        members = getattr(field.annotation, "__args__", (field.annotation,))
+        model = next((a for a in members if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is not None:
+            keys += [(name, sub) for sub in model.model_fields]
         else:
             keys.append((name,))
     return keys
@@ -224,8 +250,10 @@ def _leaf_keys() -> list[tuple[str, ...]]:
 
 @pytest.mark.parametrize("path", _leaf_keys(), ids=".".join)
 def test_every_key_rejects_a_wrong_type(tmp_path: Path, path: tuple[str, ...]) -> None:
-    """A list where a scalar belongs: exit 2, the key named, nothing written."""
-    raw = _with(path, [1, 2])
+    """A value of the wrong type (a list for scalars, text for lists): exit 2, the key named,
+    nothing written."""
+    wrong: Any = "x" if path in {("admin_cidrs",), ("aws", "subnet_ids")} else [1, 2]
+    raw = _with(path, wrong)
     if path == ("tls", "mode"):
         raw["tls"].pop("email", None)
     stack = write_stack(tmp_path, raw)
@@ -234,8 +262,6 @@ def test_every_key_rejects_a_wrong_type(tmp_path: Path, path: tuple[str, ...]) -
     assert proc_code == 2
     with pytest.raises(ConfigError) as exc:
         parse_settings(raw)
-    assert any(
-        line.startswith(f"jitsi-xxl:{'.'.join(path)}: [1, 2] is not allowed")
-        for line in exc.value.problems
-    )
+    key = f"jitsi-xxl:{'.'.join(path)}: {json.dumps(wrong)} is not allowed"
+    assert any(line.startswith(key) for line in exc.value.problems), exc.value.problems
     assert not out_dir.exists()

@@ -20,7 +20,7 @@ modules_disabled = {}
 
 -- c2s: jicofo on loopback; bridges over the private network. s2s and http: loopback only
 -- (nginx terminates TLS and proxies BOSH and WebSocket).
-c2s_interfaces = { "127.0.0.1"; "10.0.1.10" }
+c2s_interfaces = { "127.0.0.1"; "10.0.16.10" }
 c2s_ports = { 5222 }
 c2s_direct_tls_ports = {}
 s2s_interfaces = { "127.0.0.1" }
