@@ -1,47 +1,83 @@
-"""jitsi-xxl: load the stack's settings, plan the topology, render the signaling VM, export."""
+"""jitsi-xxl: settings -> plan -> secrets -> rendered VMs -> cloud components -> outputs."""
+
+from dataclasses import asdict
 
 import pulumi
 
-from components.credentials import Credentials
+from components import naming
+from components.bridge_files import bridge_bundle
+from components.deployment import Deployment
+from components.dns import DnsRecordArgs
 from components.outputs import (
+    OUTPUT_BRIDGE_POOL,
     OUTPUT_CAPACITY,
+    OUTPUT_COST,
     OUTPUT_JICOFO_VISITORS_CONFIG,
     OUTPUT_PLAN,
     OUTPUT_S2S_CONFIG,
+    OUTPUT_SIGNALING_PRIVATE_IP,
+    OUTPUT_SIGNALING_PUBLIC_IP,
     OUTPUT_URL,
 )
 from components.planner import plan
-from components.signaling_files import jicofo_visitors, s2s_snippet
-from components.stack_config import load_settings
+from components.pricing import estimate
+from components.settings import Cloud
+from components.signaling_files import jicofo_visitors, s2s_snippet, signaling_bundle
+from components.stack_config import load_settings, tls_material
 from components.stack_secrets import StackSecrets, StackSecretsArgs
 
+stack = pulumi.get_stack()
 settings = load_settings()
 the_plan = plan(settings)
-secrets = StackSecrets("jitsi", StackSecretsArgs())
-
-
-def _jicofo(creds: Credentials) -> str:
-    return jicofo_visitors(settings, the_plan, creds)
-
+prefix = naming.resource_prefix(stack)
+creds = StackSecrets(f"{prefix}-secrets", StackSecretsArgs()).credentials
+signaling_user_data = pulumi.Output.all(creds, tls_material(settings)).apply(
+    lambda ct: signaling_bundle(settings, the_plan, ct[0], ct[1]).user_data
+)
+bridge_user_data = creds.apply(lambda c: bridge_bundle(settings, the_plan, c).user_data)
+dns = settings.dns
+deployment = Deployment(
+    stack=stack,
+    prefix=prefix,
+    settings=settings,
+    plan=the_plan,
+    signaling_user_data=pulumi.Output.secret(signaling_user_data),
+    bridge_user_data=pulumi.Output.secret(bridge_user_data),
+    dns=DnsRecordArgs(cloud=settings.cloud, zone=dns.zone, domain=settings.domain, ttl=dns.ttl)
+    if dns
+    else None,
+)
+# one provider SDK per stack: each takes a second and tens of MiB to load
+if settings.cloud is Cloud.aws:
+    from components.stack_aws import deploy_aws as deploy
+else:
+    from components.stack_hetzner import deploy_hetzner as deploy
+deployed = deploy(deployment)
+pool = the_plan.bridges
+cost = estimate(
+    settings.cloud.value,
+    settings.signaling_type(),
+    settings.bridge_type(),
+    pool.desired,
+    settings.audience,
+)
 
 pulumi.export(OUTPUT_URL, f"https://{settings.domain}/")
+pulumi.export(OUTPUT_SIGNALING_PUBLIC_IP, deployed.public_ip)
+pulumi.export(OUTPUT_SIGNALING_PRIVATE_IP, deployed.private_ip)
 pulumi.export(OUTPUT_S2S_CONFIG, s2s_snippet(settings, the_plan))
 pulumi.export(
-    OUTPUT_JICOFO_VISITORS_CONFIG, pulumi.Output.secret(secrets.credentials.apply(_jicofo))
+    OUTPUT_JICOFO_VISITORS_CONFIG,
+    pulumi.Output.secret(creds.apply(lambda c: jicofo_visitors(settings, the_plan, c))),
 )
 pulumi.export(
-    OUTPUT_CAPACITY,
-    {
-        "viewers": the_plan.capacity.viewers,
-        "binding": the_plan.capacity.binding,
-        "visitor_nodes": len(the_plan.nodes),
-        "bridges": {
-            "min": the_plan.bridges.min,
-            "desired": the_plan.bridges.desired,
-            "max": the_plan.bridges.max,
-        },
-    },
-)
+    OUTPUT_BRIDGE_POOL,
+    {"instance_type": settings.bridge_type(), "min": pool.min, "desired": pool.desired,
+     "max": pool.max, **deployed.pool},
+)  # fmt: skip
+pulumi.export(OUTPUT_CAPACITY, asdict(the_plan.capacity))
+pulumi.export(OUTPUT_COST, asdict(cost))
 pulumi.export(
-    OUTPUT_PLAN, {"nodes": [n.name for n in the_plan.nodes], "warnings": list(the_plan.warnings)}
+    OUTPUT_PLAN,
+    {"visitor_nodes": [n.name for n in the_plan.nodes], "warnings": list(the_plan.warnings)},
 )

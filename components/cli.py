@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import yaml
+
 from components.bridge_files import bridge_bundle
 from components.credentials import Credentials, TlsMaterial
 from components.planner import Plan, plan
@@ -58,7 +60,7 @@ def _sizes(user_data: str, cloud: Cloud) -> dict[str, int]:
 
 
 def plan_document(
-    stack: StackFile, the_plan: Plan, bundle: SignalingBundle, bridge: VmBundle
+    stack: StackFile, the_plan: Plan, signaling_user_data: str, bridge_user_data: str
 ) -> dict[str, Any]:
     """The plan as plain data (plan.json); holds no secrets."""
     cloud = stack.settings.cloud
@@ -66,6 +68,8 @@ def plan_document(
         "stack": stack.name,
         "cloud": cloud.value,
         "domain": the_plan.domain,
+        "signaling_instance_type": stack.settings.signaling_type(),
+        "bridge_instance_type": stack.settings.bridge_type(),
         "audience": stack.settings.audience,
         "main_participants": the_plan.main_participants,
         "visitors": {
@@ -103,8 +107,8 @@ def plan_document(
             "subnets": list(the_plan.network.subnets),
             "signaling_private_ip": the_plan.network.signaling_private_ip,
         },
-        "user_data": _sizes(bundle.user_data, cloud),
-        "bridge_user_data": _sizes(bridge.user_data, cloud),
+        "user_data": _sizes(signaling_user_data, cloud),
+        "bridge_user_data": _sizes(bridge_user_data, cloud),
         "warnings": list(the_plan.warnings),
     }
 
@@ -167,7 +171,7 @@ def _write(path: Path, content: str, mode: int = 0o644) -> None:
 def cmd_render(stack_path: Path, out: Path) -> int:
     stack = load_stack_file(stack_path)
     the_plan, bundle, bridge = _bundle(stack)
-    doc = plan_document(stack, the_plan, bundle, bridge)
+    doc = plan_document(stack, the_plan, bundle.user_data, bridge.user_data)
     # Everything is rendered before anything is written; only our own subfolders are replaced.
     for sub in ("signaling", "jvb", "outputs"):
         shutil.rmtree(out / sub, ignore_errors=True)
@@ -191,8 +195,26 @@ def cmd_render(stack_path: Path, out: Path) -> int:
 
 def cmd_plan(stack_path: Path, fmt: str) -> int:
     stack = load_stack_file(stack_path)
-    doc = plan_document(stack, *_bundle(stack))
-    sys.stdout.write(json.dumps(doc, indent=2) + "\n" if fmt == "json" else plan_text(doc))
+    # The real program, under Pulumi's mocks: what `pulumi up` would register and export.
+    from components import plan_report  # noqa: PLC0415 - imports pulumi; render needs none
+    from components.offline import run_program, stack_config  # noqa: PLC0415
+
+    doc_yaml = yaml.safe_load(stack_path.read_text(encoding="utf-8")) or {}
+    stand_ins = {}
+    if stack.settings.tls.mode is TlsMode.provided:
+        tls = _throwaway_tls(stack.settings.domain)
+        stand_ins = {"tls_certificate": tls.certificate, "tls_private_key": tls.private_key}
+    run = run_program(stack_config(doc_yaml, stand_ins), stack.name)
+    signaling_text, bridge_text = plan_report.user_data(run)
+    topology = plan_document(stack, plan(stack.settings), signaling_text, bridge_text)
+    doc = plan_report.document(topology, run)
+    if fmt == "json":
+        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+    elif fmt == "markdown":
+        sys.stdout.write(plan_report.markdown(doc))
+    else:
+        text = plan_text(topology) + "\n" + plan_report.resources_text(doc)
+        sys.stdout.write(text + "\n" + plan_report.outputs_text(doc))
     return 0
 
 
@@ -204,7 +226,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, required=True, help="output folder")
     pl = sub.add_parser("plan", help="print the topology, capacity and sizes of a stack")
     pl.add_argument("--stack", type=Path, required=True, help="stacks/Pulumi.<name>.yaml")
-    pl.add_argument("--format", choices=("text", "json"), default="text")
+    pl.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     return p
 
 

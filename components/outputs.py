@@ -1,9 +1,26 @@
-"""Stack output names, shared by `__main__.py` and the tests."""
+"""Stack output names, shared by `__main__.py`, `xxl plan` and the tests."""
 
 from typing import Final
 
+OUTPUT_URL: Final = "url"
+OUTPUT_SIGNALING_PUBLIC_IP: Final = "signaling_public_ip"
+OUTPUT_SIGNALING_PRIVATE_IP: Final = "signaling_private_ip"
 OUTPUT_S2S_CONFIG: Final = "s2s_config"
 OUTPUT_JICOFO_VISITORS_CONFIG: Final = "jicofo_visitors_config"
+OUTPUT_BRIDGE_POOL: Final = "bridge_pool"
 OUTPUT_CAPACITY: Final = "capacity"
+OUTPUT_COST: Final = "estimated_cost_per_hour"
 OUTPUT_PLAN: Final = "plan"
-OUTPUT_URL: Final = "url"
+
+SECRET_OUTPUTS: Final = frozenset({OUTPUT_JICOFO_VISITORS_CONFIG})
+ALL_OUTPUTS: Final = (
+    OUTPUT_URL,
+    OUTPUT_SIGNALING_PUBLIC_IP,
+    OUTPUT_SIGNALING_PRIVATE_IP,
+    OUTPUT_S2S_CONFIG,
+    OUTPUT_JICOFO_VISITORS_CONFIG,
+    OUTPUT_BRIDGE_POOL,
+    OUTPUT_CAPACITY,
+    OUTPUT_COST,
+    OUTPUT_PLAN,
+)

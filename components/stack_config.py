@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, get_args, get_origin
 
 import pulumi
 from pydantic import BaseModel
 
+from components.credentials import TlsMaterial
 from components.settings import (
     PROJECT,
-    SECRET_KEYS,
     ConfigError,
     Settings,
+    TlsMode,
     load_stack_file,
     parse_settings,
 )
@@ -27,14 +29,20 @@ STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
 
 
 def raw_project_config(config: pulumi.Config) -> dict[str, Any]:
-    """The project's keys as plain values (objects arrive as JSON text)."""
+    """The project's keys as plain values: the CLI hands objects and lists to the program as
+    JSON text, and scalars as text (which the model parses)."""
     raw: dict[str, Any] = {}
     for key, field in Settings.model_fields.items():
         value = config.get(key)
         if value is None:
             continue
-        is_object = isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
-        if is_object and value.lstrip().startswith("{"):
+        annotation = field.annotation
+        members = get_args(annotation) if get_origin(annotation) is UnionType else (annotation,)
+        structured = any(
+            get_origin(m) is list or (isinstance(m, type) and issubclass(m, BaseModel))
+            for m in members
+        )
+        if structured and value.lstrip().startswith(("{", "[")):
             try:
                 raw[key] = json.loads(value)
             except json.JSONDecodeError:
@@ -65,6 +73,11 @@ def load_settings(stack: str | None = None) -> Settings:
     return settings
 
 
-def tls_secrets(config: pulumi.Config) -> dict[str, pulumi.Output[str] | None]:
-    """The operator's certificate and key (tls.mode provided), kept secret."""
-    return {key: config.get_secret(key) for key in sorted(SECRET_KEYS)}
+def tls_material(settings: Settings) -> pulumi.Output[TlsMaterial | None]:
+    """The operator's certificate and key when `tls.mode` is provided; kept secret."""
+    if settings.tls.mode is not TlsMode.provided:
+        return pulumi.Output.from_input(None)
+    config = pulumi.Config(PROJECT)
+    return pulumi.Output.all(
+        config.require_secret("tls_certificate"), config.require_secret("tls_private_key")
+    ).apply(lambda pair: TlsMaterial(certificate=pair[0], private_key=pair[1]))

@@ -64,7 +64,10 @@ def tar_xz(files: Iterable[RenderedFile]) -> bytes:
             info.uid = info.gid = 0
             info.uname = info.gname = "root"
             tar.addfile(info, io.BytesIO(data))
-    return lzma.compress(raw.getvalue(), preset=9 | lzma.PRESET_EXTREME)
+    # Strongest preset, but a 1 MiB dictionary: the archive is far smaller than that, and the
+    # default 64 MiB dictionary of preset 9 costs hundreds of MiB of memory to compress.
+    lzma_filter = {"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 1 << 20}
+    return lzma.compress(raw.getvalue(), format=lzma.FORMAT_XZ, filters=[lzma_filter])
 
 
 def gzip_bytes(data: bytes) -> bytes:

@@ -1,116 +1,345 @@
-"""The Pulumi program under the SDK's mocks (no CLI, no cloud): settings, secrets, outputs."""
+"""The Pulumi program itself, under the SDK's mocks (no CLI, no cloud, no credentials).
+
+One mocks class, `components.offline.OfflineMocks`, shared with `xxl plan`: it stands in for
+the providers, fills their computed outputs with documentation addresses, and refuses any
+invoke it does not know.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import runpy
-from collections.abc import Iterator
+import base64
+import gzip
+from collections import Counter
+from dataclasses import fields
+from functools import cache
 from typing import Any
 
 import pulumi
 import pytest
 import yaml
 
-from components.outputs import OUTPUT_CAPACITY, OUTPUT_JICOFO_VISITORS_CONFIG, OUTPUT_S2S_CONFIG
+from components.bridge_files import bridge_bundle
+from components.credentials import Credentials
+from components.firewall import ANYWHERE
+from components.offline import OfflineMocks, OfflineRun, Registered, run_program, stack_config
+from components.outputs import ALL_OUTPUTS, SECRET_OUTPUTS
+from components.planner import plan
+from components.settings import load_stack_file
+from components.signaling_files import signaling_bundle
 from tests.conftest import ROOT
 
-
-class Mocks(pulumi.runtime.Mocks):
-    """Records resources; answers providers' computed fields; refuses unknown invokes."""
-
-    def __init__(self) -> None:
-        self.resources: list[tuple[str, str, dict[str, Any]]] = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        self.resources.append((args.typ, args.name, dict(args.inputs)))
-        outputs = dict(args.inputs)
-        if args.typ == "random:index/randomPassword:RandomPassword":
-            outputs["result"] = f"generated-{args.name}"
-        return f"{args.name}-id", outputs
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        raise NotImplementedError(f"unmocked invoke {args.token}")
+STACK_NAMES = ["aws-10k", "hetzner-10k", "trial"]
 
 
-@pytest.fixture
-def mocks() -> Iterator[Mocks]:
-    m = Mocks()
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    pulumi.runtime.settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(m, project="jitsi-xxl", stack="test", preview=False)
-    loop.run_until_complete(pulumi.runtime.stack.wait_for_rpcs())
-    yield m
-    asyncio.set_event_loop(None)
-    loop.close()
-
-
-def set_stack_config(name: str) -> None:
+def config_of(name: str) -> dict[str, str]:
     doc = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{name}.yaml").read_text())
-    # the CLI hands objects to the program as JSON text, and scalars as text
-    pulumi.runtime.set_all_config(
-        {k: json.dumps(v) if isinstance(v, dict) else str(v) for k, v in doc["config"].items()}
+    return stack_config(doc, {})
+
+
+@cache
+def run(name: str) -> OfflineRun:
+    return run_program(config_of(name), name)
+
+
+def of_type(r: OfflineRun, typ: str) -> list[Registered]:
+    return [x for x in r.resources if x.type == typ]
+
+
+EXPECTED_COUNTS: dict[str, dict[str, int]] = {
+    "aws-10k": {
+        "aws:autoscaling/group:Group": 1,
+        "aws:autoscaling/lifecycleHook:LifecycleHook": 1,
+        "aws:autoscaling/policy:Policy": 1,
+        "aws:ec2/eip:Eip": 1,
+        "aws:ec2/eipAssociation:EipAssociation": 1,
+        "aws:ec2/instance:Instance": 1,
+        "aws:ec2/internetGateway:InternetGateway": 1,
+        "aws:ec2/launchTemplate:LaunchTemplate": 1,
+        "aws:ec2/routeTable:RouteTable": 1,
+        "aws:ec2/routeTableAssociation:RouteTableAssociation": 2,
+        "aws:ec2/securityGroup:SecurityGroup": 2,
+        "aws:ec2/subnet:Subnet": 2,
+        "aws:ec2/vpc:Vpc": 1,
+        "aws:iam/instanceProfile:InstanceProfile": 2,
+        "aws:iam/role:Role": 2,
+        "aws:iam/rolePolicy:RolePolicy": 1,
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment": 2,
+        "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": 4,
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": 11,
+        "jitsi-xxl:bridges:AwsBridgePool": 1,
+        "jitsi-xxl:network:AwsNetwork": 1,
+        "jitsi-xxl:secrets:StackSecrets": 1,
+        "jitsi-xxl:signaling:AwsSignaling": 1,
+        "random:index/randomPassword:RandomPassword": 4,
+    },
+    "hetzner-10k": {
+        "hcloud:index/firewall:Firewall": 2,
+        "hcloud:index/network:Network": 1,
+        "hcloud:index/networkSubnet:NetworkSubnet": 1,
+        "hcloud:index/placementGroup:PlacementGroup": 6,
+        "hcloud:index/primaryIp:PrimaryIp": 1,
+        "hcloud:index/server:Server": 52,  # the signaling server and 51 bridges
+        "jitsi-xxl:bridges:HetznerBridgePool": 1,
+        "jitsi-xxl:network:HetznerNetwork": 1,
+        "jitsi-xxl:secrets:StackSecrets": 1,
+        "jitsi-xxl:signaling:HetznerSignaling": 1,
+        "random:index/randomPassword:RandomPassword": 4,
+    },
+    "trial": {
+        "hcloud:index/firewall:Firewall": 2,
+        "hcloud:index/network:Network": 1,
+        "hcloud:index/networkSubnet:NetworkSubnet": 1,
+        "hcloud:index/placementGroup:PlacementGroup": 1,
+        "hcloud:index/primaryIp:PrimaryIp": 1,
+        "hcloud:index/server:Server": 3,
+        "jitsi-xxl:bridges:HetznerBridgePool": 1,
+        "jitsi-xxl:network:HetznerNetwork": 1,
+        "jitsi-xxl:secrets:StackSecrets": 1,
+        "jitsi-xxl:signaling:HetznerSignaling": 1,
+        "random:index/randomPassword:RandomPassword": 4,
+    },
+}
+
+
+@pytest.mark.parametrize("name", STACK_NAMES)
+def test_resource_counts(name: str) -> None:
+    r = run(name)
+    assert dict(Counter(x.type for x in r.resources)) == EXPECTED_COUNTS[name]
+    names = [(x.type, x.name) for x in r.resources]
+    assert len(names) == len(set(names)), "the mock monitor does not catch duplicate URNs"
+
+
+@pytest.mark.parametrize("name", STACK_NAMES)
+def test_every_child_is_parented(name: str) -> None:
+    for x in run(name).resources:
+        if not x.type.startswith("jitsi-xxl:"):
+            assert "jitsi-xxl:" in x.parent, f"{x.type} {x.name} has no component parent"
+
+
+def _aws_rules(r: OfflineRun, role: str) -> set[tuple[Any, ...]]:
+    groups = {
+        g.name.rsplit("-", 1)[-1]: g for g in of_type(r, "aws:ec2/securityGroup:SecurityGroup")
+    }
+    assert set(groups) == {"signaling", "bridges"}
+    rules = of_type(r, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    out = set()
+    for rule in rules:
+        if f"-{role}-" not in rule.name:
+            continue
+        i = rule.inputs
+        source = (
+            i.get("cidrIpv4")
+            or i.get("cidrIpv6")
+            or ("group:" + ("bridges" if "5222" in rule.name else "signaling"))
+        )
+        out.add((i["ipProtocol"], int(i["fromPort"]), int(i["toPort"]), source))
+    return out
+
+
+def test_aws_ingress_rules_exactly() -> None:
+    r = run("aws-10k")
+    anywhere = {
+        (p, port, port, src)
+        for p, port in (("tcp", 80), ("tcp", 443), ("udp", 3478), ("tcp", 5349))
+        for src in ANYWHERE
+    }
+    assert _aws_rules(r, "signaling") == anywhere | {("tcp", 5222, 5222, "group:bridges")}
+    assert _aws_rules(r, "bridges") == {("udp", 10000, 10000, src) for src in ANYWHERE}
+    refs = [
+        x
+        for x in of_type(r, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if x.inputs.get("referencedSecurityGroupId")
+    ]
+    assert len(refs) == 1  # c2s 5222 from the bridges' group, and nothing else by reference
+
+
+@pytest.mark.parametrize("name", ["hetzner-10k", "trial"])
+def test_hetzner_firewall_rules_exactly(name: str) -> None:
+    firewalls = {
+        f.name.rsplit("-", 1)[-1]: f for f in of_type(run(name), "hcloud:index/firewall:Firewall")
+    }
+
+    def rules(role: str) -> set[tuple[str, str, str, tuple[str, ...]]]:
+        return {
+            (x["direction"], x["protocol"], x["port"], tuple(x["sourceIps"]))
+            for x in firewalls[role].inputs["rules"]
+        }
+
+    web = {
+        ("in", p, port, ANYWHERE)
+        for p, port in (("tcp", "80"), ("tcp", "443"), ("udp", "3478"), ("tcp", "5349"))
+    }
+    assert rules("signaling") == web
+    assert rules("bridges") == {("in", "udp", "10000", ANYWHERE)}
+    assert firewalls["bridges"].inputs["applyTos"] == [
+        {"labelSelector": f"jitsi-xxl/role=jvb,jitsi-xxl/stack={name}"}
+    ]
+    for server in of_type(run(name), "hcloud:index/server:Server"):
+        if server.name.endswith("-vm"):
+            continue
+        assert server.inputs["labels"] == {"jitsi-xxl/role": "jvb", "jitsi-xxl/stack": name}
+
+
+def test_ssh_only_from_admin_networks() -> None:
+    config = config_of("aws-10k")
+    r = run_program(config, "aws-10k")
+    assert not any(x.inputs.get("fromPort") == 22 for x in r.resources)
+    config["jitsi-xxl:admin_cidrs"] = '["198.51.100.0/24"]'
+    ssh = [x for x in run_program(config, "aws-10k").resources if x.inputs.get("fromPort") == 22]
+    assert {x.inputs["cidrIpv4"] for x in ssh} == {"198.51.100.0/24"}
+    assert len(ssh) == 2  # the signaling VM and the bridges
+
+
+def test_imdsv2_and_encryption_everywhere() -> None:
+    r = run("aws-10k")
+    (instance,) = of_type(r, "aws:ec2/instance:Instance")
+    assert instance.inputs["metadataOptions"]["httpTokens"] == "required"
+    assert instance.inputs["rootBlockDevice"]["encrypted"] is True
+    (template,) = of_type(r, "aws:ec2/launchTemplate:LaunchTemplate")
+    assert template.inputs["metadataOptions"]["httpTokens"] == "required"
+    assert template.inputs["metadataOptions"]["instanceMetadataTags"] == "enabled"
+    for mapping in template.inputs["blockDeviceMappings"]:
+        assert mapping["ebs"]["encrypted"] == "true"
+
+
+def _mock_credentials(r: OfflineRun) -> Credentials:
+    """The credentials the mocks' RandomPasswords produced, by the resource names."""
+    results = {
+        x.name: f"offline-{x.name}"
+        for x in of_type(r, "random:index/randomPassword:RandomPassword")
+    }
+    return Credentials(
+        **{
+            f.name: next(v for k, v in results.items() if k.endswith(f.name.replace("_", "-")))
+            for f in fields(Credentials)
+        }
     )
 
 
-def run_program() -> dict[str, Any]:
-    exported: dict[str, Any] = {}
-    original = pulumi.export
-
-    def capture(name: str, value: Any) -> None:
-        exported[name] = value
-        original(name, value)
-
-    pulumi.export = capture  # type: ignore[assignment]
-    try:
-
-        @pulumi.runtime.test
-        def inner() -> None:
-            runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-
-        inner()
-    finally:
-        pulumi.export = original  # type: ignore[assignment]
-    return exported
-
-
-def resolved(value: Any) -> Any:
-    out: list[Any] = []
-
-    @pulumi.runtime.test
-    def grab() -> Any:
-        return pulumi.Output.from_input(value).apply(out.append)
-
-    grab()
-    return out[0]
+@pytest.mark.parametrize("name", STACK_NAMES)
+def test_user_data_is_the_render_and_secret(name: str) -> None:
+    r = run(name)
+    settings = load_stack_file(ROOT / "stacks" / f"Pulumi.{name}.yaml").settings
+    the_plan = plan(settings)
+    creds = _mock_credentials(r)
+    signaling = signaling_bundle(settings, the_plan, creds).user_data
+    bridge = bridge_bundle(settings, the_plan, creds).user_data
+    if settings.cloud.value == "aws":
+        (instance,) = of_type(r, "aws:ec2/instance:Instance")
+        (template,) = of_type(r, "aws:ec2/launchTemplate:LaunchTemplate")
+        assert (
+            gzip.decompress(base64.b64decode(instance.inputs["userDataBase64"])).decode()
+            == signaling
+        )
+        assert gzip.decompress(base64.b64decode(template.inputs["userData"])).decode() == bridge
+        assert "userDataBase64" in instance.secret_inputs
+        assert "userData" in template.secret_inputs
+    else:
+        servers = of_type(r, "hcloud:index/server:Server")
+        vm = next(s for s in servers if s.name.endswith("-signaling-vm"))
+        assert vm.inputs["userData"] == signaling
+        assert "userData" in vm.secret_inputs
+        for s in servers:
+            if s is not vm:
+                assert s.inputs["userData"] == bridge
+                assert "userData" in s.secret_inputs
 
 
-def is_secret(value: Any) -> bool:
-    loop = asyncio.get_event_loop()
-    return bool(loop.run_until_complete(pulumi.Output.from_input(value).is_secret()))
+@pytest.mark.parametrize("name", STACK_NAMES)
+def test_outputs_present_and_secret_ones_secret(name: str) -> None:
+    outputs = run(name).outputs
+    assert set(outputs) == set(ALL_OUTPUTS)
+    for key, value in outputs.items():
+        assert value.secret == (key in SECRET_OUTPUTS), key
+    assert "s2sout_override" in outputs["s2s_config"].value
+    cost = outputs["estimated_cost_per_hour"].value
+    assert cost["total"] == pytest.approx(cost["compute"] + cost["egress"], abs=0.01)
+    assert cost["egress"] > 0
+    assert cost["prices_as_of"]
 
 
-@pytest.mark.parametrize("stack", ["aws-10k", "hetzner-10k", "trial"])
-def test_program_exports_s2s_and_jicofo(mocks: Mocks, stack: str) -> None:
-    set_stack_config(stack)
-    out = run_program()
-    assert mocks.resources, "the program registered nothing"
-    passwords = [r for r in mocks.resources if r[0] == "random:index/randomPassword:RandomPassword"]
-    assert len(passwords) == 4
-    assert len({name for _, name, _ in mocks.resources}) == len(mocks.resources)
-    s2s = resolved(out[OUTPUT_S2S_CONFIG])
-    assert "s2sout_override" in s2s
-    assert "conference.v1.meet.jitsi" in s2s
-    assert is_secret(out[OUTPUT_JICOFO_VISITORS_CONFIG])
-    jicofo = resolved(out[OUTPUT_JICOFO_VISITORS_CONFIG])
-    assert "generated-jitsi-visitor-focus-password" in jicofo
-    assert resolved(out[OUTPUT_CAPACITY])["viewers"] > 0
+def test_asg_size_belongs_to_scaling_after_creation() -> None:
+    r = run("aws-10k")
+    (group,) = of_type(r, "aws:autoscaling/group:Group")
+    assert "desiredCapacity" in group.ignore_changes
+    assert (group.inputs["minSize"], group.inputs["desiredCapacity"], group.inputs["maxSize"]) == (
+        51,
+        51,
+        77,
+    )
+    assert group.inputs["instanceRefresh"]["strategy"] == "Rolling"
+    (hook,) = of_type(r, "aws:autoscaling/lifecycleHook:LifecycleHook")
+    assert hook.inputs["lifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
+    assert hook.inputs["name"] == "jitsi-xxl-drain"
+    (policy,) = of_type(r, "aws:autoscaling/policy:Policy")
+    metric = policy.inputs["targetTrackingConfiguration"]["customizedMetricSpecification"]
+    assert (metric["namespace"], metric["metricName"]) == ("JitsiXXL", "StressLevel")
+    (instance,) = of_type(r, "aws:ec2/instance:Instance")
+    assert "ami" in instance.ignore_changes  # unpinned image: found once, then kept
 
 
-def test_bad_config_registers_nothing(mocks: Mocks) -> None:
-    set_stack_config("trial")
-    pulumi.runtime.set_config("jitsi-xxl:audience", "lots")
-    with pytest.raises(Exception, match="jitsi-xxl:audience"):
-        run_program()
-    assert not [r for r in mocks.resources if not r[0].startswith("pulumi:")]
+def test_event_window_schedules_and_cpu_fallback() -> None:
+    config = config_of("aws-10k")
+    config["jitsi-xxl:event"] = '{"start": "2026-12-03T14:00:00Z", "end": "2026-12-03T18:00:00Z"}'
+    config["jitsi-xxl:bridges"] = '{"scale_on": "cpu"}'
+    r = run_program(config, "aws-10k")
+    schedules = {
+        s.name.rsplit("-", 1)[-1]: s.inputs for s in of_type(r, "aws:autoscaling/schedule:Schedule")
+    }
+    assert schedules["grow"]["startTime"] == "2026-12-03T13:30:00Z"
+    assert schedules["grow"]["desiredCapacity"] == 51
+    assert schedules["shrink"]["startTime"] == "2026-12-03T18:15:00Z"
+    assert schedules["shrink"]["desiredCapacity"] == 0
+    (policy,) = of_type(r, "aws:autoscaling/policy:Policy")
+    spec = policy.inputs["targetTrackingConfiguration"]["predefinedMetricSpecification"]
+    assert spec["predefinedMetricType"] == "ASGAverageCPUUtilization"
+
+
+@pytest.mark.parametrize("name", ["hetzner-10k", "trial"])
+def test_no_placement_group_over_ten(name: str) -> None:
+    r = run(name)
+    groups = Counter(
+        s.inputs["placementGroupId"]
+        for s in of_type(r, "hcloud:index/server:Server")
+        if "placementGroupId" in s.inputs
+    )
+    assert groups
+    assert max(groups.values()) <= 10
+    bridges = [s for s in of_type(r, "hcloud:index/server:Server") if not s.name.endswith("-vm")]
+    assert all(s.inputs["shutdownBeforeDeletion"] is True for s in bridges)
+
+
+def test_dns_before_the_vm_boots() -> None:
+    config = config_of("hetzner-10k")
+    config["jitsi-xxl:dns"] = '{"zone": "example.org"}'
+    r = run_program(config, "hetzner-10k")
+    (record,) = of_type(r, "hcloud:index/zoneRrset:ZoneRrset")
+    assert (record.inputs["zone"], record.inputs["name"], record.inputs["type"]) == (
+        "example.org",
+        "live",
+        "A",
+    )
+    config = config_of("aws-10k")
+    config["jitsi-xxl:dns"] = '{"zone": "Z0123456789"}'
+    (record53,) = of_type(run_program(config, "aws-10k"), "aws:route53/record:Record")
+    assert record53.inputs["records"] == ["203.0.113.23"] or record53.inputs["records"][
+        0
+    ].startswith("203.0.113.")
+
+
+def test_an_invalid_config_registers_nothing() -> None:
+    config = config_of("trial")
+    config["jitsi-xxl:audience"] = "lots"
+    mocks = OfflineMocks()
+    with pytest.raises(pulumi.RunError, match="jitsi-xxl:audience"):
+        run_program(config, "trial", mocks=mocks)
+    assert mocks.resources == []
+    # and the same mocks do record resources when the config is good
+    run_program(config_of("trial"), "trial", mocks=mocks)
+    assert mocks.resources
+
+
+def test_unknown_invokes_fail_loudly() -> None:
+    args = pulumi.runtime.MockCallArgs(token="aws:ec2/getVpc:getVpc", args={}, provider="")
+    with pytest.raises(NotImplementedError, match="getVpc"):
+        OfflineMocks().call(args)

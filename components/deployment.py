@@ -1,0 +1,33 @@
+"""What the per-cloud compositions take and give: one stack's rendered VMs and its results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.dns import DnsRecordArgs
+from components.planner import Plan
+from components.settings import Settings
+
+
+@dataclass(frozen=True, kw_only=True)
+class Deployment:
+    """Everything a cloud composition needs: settings, plan, and the rendered user data."""
+
+    stack: str
+    prefix: str
+    settings: Settings
+    plan: Plan
+    signaling_user_data: pulumi.Output[str]  # cloud-config text, secret
+    bridge_user_data: pulumi.Output[str]  # cloud-config text, secret
+    dns: DnsRecordArgs | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Deployed:
+    """What a cloud composition made, for the stack outputs."""
+
+    public_ip: pulumi.Output[str]
+    private_ip: pulumi.Output[str]
+    pool: dict[str, object]

@@ -1,0 +1,246 @@
+"""AwsBridgePool: the autoscaled videobridge pool on AWS.
+
+Creates an IAM role and instance profile (SSM, plus the agent's narrow policy), a launch
+template (IMDSv2 required with instance tags readable, encrypted root volume, the bridge
+user data as a secret), an Auto Scaling group across the subnets (sizes from the planner,
+`desired_capacity` left to the scaling policy after creation, rolling instance refresh on
+template change), the termination lifecycle hook the drain agent completes, a target
+tracking policy on the bridges' stress (or CPU), and optional scheduled actions around the
+event window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pulumi
+import pulumi_aws as aws
+
+from components.bridge_agent import LIFECYCLE_HOOK
+from components.iam_aws import SSM_CORE, bridge_agent_policy, ec2_assume_role
+from components.images import aws_ubuntu_ami
+from components.settings import ScaleOn
+
+ROOT_VOLUME_GIB = 20
+# Heartbeat timeout of the lifecycle hook; the agent beats every minute.
+HOOK_HEARTBEAT_SECONDS = 300
+# Jitsi's own autoscaler scales up above 0.3 stress: target tracking keeps the average there.
+STRESS_TARGET = 0.3
+CPU_TARGET = 50.0
+# A bridge needs a few minutes to boot, install and join the brewery before it carries load.
+WARMUP_SECONDS = 300
+# Scheduled actions: grow before the doors open, empty the pool after the end.
+GROW_BEFORE = timedelta(minutes=30)
+SHRINK_AFTER = timedelta(minutes=15)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventWindow:
+    """The event's start and end (UTC)."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class AwsBridgePoolArgs:
+    """Arguments of AwsBridgePool."""
+
+    instance_type: str
+    subnet_ids: Sequence[pulumi.Input[str]]
+    security_group_id: pulumi.Input[str]
+    user_data_base64: pulumi.Input[str]
+    min_size: int
+    desired: int
+    max_size: int
+    scale_on: ScaleOn
+    metric_namespace: str
+    metric_name: str
+    tags: dict[str, str]
+    ami: str | None = None
+    event: EventWindow | None = None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class AwsBridgePool(pulumi.ComponentResource):
+    """Launch template, Auto Scaling group, drain hook, scaling policy, schedules."""
+
+    group_name: pulumi.Output[str]
+    launch_template_id: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: AwsBridgePoolArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("jitsi-xxl:bridges:AwsBridgePool", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            f"{name}-role",
+            aws.iam.RoleArgs(assume_role_policy=ec2_assume_role(), tags=args.tags),
+            opts=child,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-ssm",
+            aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=SSM_CORE),
+            opts=child,
+        )
+        profile = aws.iam.InstanceProfile(
+            f"{name}-profile", aws.iam.InstanceProfileArgs(role=role.name), opts=child
+        )
+        ami, pinned = aws_ubuntu_ami(args.ami, self)
+        template = aws.ec2.LaunchTemplate(
+            f"{name}-template",
+            aws.ec2.LaunchTemplateArgs(
+                image_id=ami,
+                instance_type=args.instance_type,
+                iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=profile.arn),
+                vpc_security_group_ids=[args.security_group_id],
+                user_data=args.user_data_base64,
+                update_default_version=True,
+                metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                    http_endpoint="enabled",
+                    http_tokens="required",
+                    http_put_response_hop_limit=1,
+                    # the agent reads its group's name from the instance's tags
+                    instance_metadata_tags="enabled",
+                ),
+                block_device_mappings=[
+                    aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                        device_name="/dev/sda1",
+                        ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                            encrypted="true",
+                            volume_size=ROOT_VOLUME_GIB,
+                            volume_type="gp3",
+                            delete_on_termination="true",
+                        ),
+                    )
+                ],
+                tag_specifications=[
+                    aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=args.tags)
+                    for kind in ("instance", "volume")
+                ],
+                tags=args.tags,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=[] if pinned else ["image_id"]),
+        )
+        group = aws.autoscaling.Group(
+            f"{name}-asg",
+            aws.autoscaling.GroupArgs(
+                min_size=args.min_size,
+                max_size=args.max_size,
+                desired_capacity=args.desired,
+                vpc_zone_identifiers=list(args.subnet_ids),
+                launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
+                    id=template.id, version=template.latest_version.apply(str)
+                ),
+                health_check_type="EC2",
+                health_check_grace_period=WARMUP_SECONDS,
+                default_instance_warmup=WARMUP_SECONDS,
+                instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
+                    strategy="Rolling",
+                    preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
+                        min_healthy_percentage=90
+                    ),
+                ),
+                tags=[
+                    aws.autoscaling.GroupTagArgs(key=k, value=v, propagate_at_launch=True)
+                    for k, v in args.tags.items()
+                ],
+            ),
+            # the scaling policy and the schedules own the size once the group exists
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desired_capacity"]),
+        )
+        aws.autoscaling.LifecycleHook(
+            f"{name}-drain-hook",
+            aws.autoscaling.LifecycleHookArgs(
+                name=LIFECYCLE_HOOK,
+                autoscaling_group_name=group.name,
+                lifecycle_transition="autoscaling:EC2_INSTANCE_TERMINATING",
+                heartbeat_timeout=HOOK_HEARTBEAT_SECONDS,
+                # if the agent never answers, terminate anyway once the heartbeats stop
+                default_result="CONTINUE",
+            ),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-agent",
+            aws.iam.RolePolicyArgs(
+                role=role.id,
+                policy=group.arn.apply(lambda arn: bridge_agent_policy(arn, args.metric_namespace)),
+            ),
+            opts=child,
+        )
+        self._scaling_policy(name, args, group, child)
+        if args.event is not None:
+            self._schedules(name, args.event, args, group, child)
+        self.group_name = group.name
+        self.launch_template_id = template.id
+        self.register_outputs({"group_name": group.name, "launch_template_id": template.id})
+
+    def _scaling_policy(
+        self,
+        name: str,
+        args: AwsBridgePoolArgs,
+        group: aws.autoscaling.Group,
+        child: pulumi.ResourceOptions,
+    ) -> None:
+        if args.scale_on is ScaleOn.stress:
+            tracking = aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
+                target_value=STRESS_TARGET,
+                customized_metric_specification=aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationArgs(
+                    namespace=args.metric_namespace,
+                    metric_name=args.metric_name,
+                    statistic="Average",
+                    metric_dimensions=[
+                        aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricDimensionArgs(
+                            name="AutoScalingGroupName", value=group.name
+                        )
+                    ],
+                ),
+            )
+        else:
+            tracking = aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
+                target_value=CPU_TARGET,
+                predefined_metric_specification=aws.autoscaling.PolicyTargetTrackingConfigurationPredefinedMetricSpecificationArgs(
+                    predefined_metric_type="ASGAverageCPUUtilization"
+                ),
+            )
+        aws.autoscaling.Policy(
+            f"{name}-{args.scale_on.value}-tracking",
+            aws.autoscaling.PolicyArgs(
+                autoscaling_group_name=group.name,
+                policy_type="TargetTrackingScaling",
+                estimated_instance_warmup=WARMUP_SECONDS,
+                target_tracking_configuration=tracking,
+            ),
+            opts=child,
+        )
+
+    def _schedules(
+        self,
+        name: str,
+        event: EventWindow,
+        args: AwsBridgePoolArgs,
+        group: aws.autoscaling.Group,
+        child: pulumi.ResourceOptions,
+    ) -> None:
+        for suffix, moment, low, desired in (
+            ("grow", event.start - GROW_BEFORE, args.min_size, args.desired),
+            ("shrink", event.end + SHRINK_AFTER, 0, 0),
+        ):
+            aws.autoscaling.Schedule(
+                f"{name}-{suffix}",
+                aws.autoscaling.ScheduleArgs(
+                    scheduled_action_name=f"{name}-{suffix}",
+                    autoscaling_group_name=group.name,
+                    start_time=_iso(moment),
+                    min_size=low,
+                    max_size=args.max_size,
+                    desired_capacity=desired,
+                ),
+                opts=child,
+            )

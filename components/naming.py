@@ -1,0 +1,51 @@
+"""Names, tags and labels of cloud resources: pure, and within each provider's limits."""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+# AWS names (Auto Scaling groups, IAM roles) allow 64 characters in the tightest case we use.
+AWS_NAME_LIMIT: Final = 64
+# Hetzner label values: 63 characters of [a-z0-9A-Z._-], starting and ending alphanumeric.
+HETZNER_LABEL_LIMIT: Final = 63
+LABEL_ROLE: Final = "jitsi-xxl/role"
+LABEL_STACK: Final = "jitsi-xxl/stack"
+
+
+def resource_prefix(stack: str) -> str:
+    """`jitsi-xxl-<stack>`, cut to leave room for a suffix of up to 20 characters."""
+    clean = re.sub(r"[^a-z0-9-]+", "-", stack.lower()).strip("-") or "stack"
+    return f"jitsi-xxl-{clean}"[: AWS_NAME_LIMIT - 20].rstrip("-")
+
+
+def label_value(value: str) -> str:
+    """A Hetzner label value: allowed characters only, alphanumeric at both ends, 63 at most."""
+    clean = re.sub(r"[^a-zA-Z0-9._-]+", "-", value)[:HETZNER_LABEL_LIMIT]
+    return clean.strip("._-") or "x"
+
+
+def labels(stack: str, role: str) -> dict[str, str]:
+    return {LABEL_STACK: label_value(stack), LABEL_ROLE: label_value(role)}
+
+
+def label_selector(stack: str, role: str) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels(stack, role).items()))
+
+
+def tags(stack: str, role: str) -> dict[str, str]:
+    return {
+        "Name": f"{resource_prefix(stack)}-{role}",
+        "jitsi-xxl:stack": stack,
+        "jitsi-xxl:role": role,
+    }
+
+
+def relative_record(domain: str, zone: str) -> str:
+    """The record name of `domain` inside `zone` (`@` for the apex)."""
+    zone = zone.rstrip(".").lower()
+    if domain == zone:
+        return "@"
+    if not domain.endswith("." + zone):
+        raise ValueError(f"domain {domain} is not inside DNS zone {zone}")
+    return domain.removesuffix("." + zone)

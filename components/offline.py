@@ -1,0 +1,203 @@
+"""Run the real Pulumi program without the Pulumi CLI, a cloud account or credentials.
+
+`xxl plan` and the tests both use this: the program (`__main__.py`) runs under the SDK's
+mocks, which stand in for the engine and the providers. Every resource the program
+registers is recorded with its inputs and options; the providers' computed outputs (ids,
+addresses, names) are filled with documentation addresses (RFC 5737) and counters; an
+invoke that is not answered here fails loudly instead of returning nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import runpy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import pulumi
+from pulumi.runtime.mocks import MockMonitor
+
+from components.settings import PROJECT, SECRET_KEYS, is_secure
+
+PROGRAM: Final = Path(__file__).resolve().parent.parent / "__main__.py"
+OFFLINE_AMI: Final = "ami-0123456789abcdef0"
+ZONES: Final = ("zone-a", "zone-b", "zone-c")
+
+
+@dataclass
+class Registered:
+    """One resource the program registered."""
+
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    ignore_changes: list[str] = field(default_factory=list)
+    parent: str = ""
+    secret_inputs: frozenset[str] = frozenset()
+
+
+class OfflineMocks(pulumi.runtime.Mocks):
+    """Stands in for the providers: records resources, answers computed outputs and the
+    invokes the program makes, and refuses any other invoke."""
+
+    def __init__(self, region: str = "eu-central-1") -> None:
+        self.resources: list[Registered] = []
+        self.region = region
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        number = 1000 + len(self.resources)
+        secret = frozenset(k for k, v in args.inputs.items() if _secret_value(v) is not None)
+        inputs = {k: _unwrap(v) for k, v in args.inputs.items()}
+        self.resources.append(Registered(args.typ, args.name, inputs, secret_inputs=secret))
+        outputs = dict(args.inputs)
+        outputs.update(_computed(args.typ, args.name, number, self.region, outputs))
+        return str(number), outputs
+
+    # The SDK accepts a plain dict here (its annotation says tuple, and a (dict, None) tuple
+    # fails inside the SDK): hence the ignore.
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        token = args.token
+        if token == "aws:ec2/getAmi:getAmi":  # noqa: S105 - an invoke token, not a password
+            return {"id": OFFLINE_AMI, "architecture": "x86_64", "name": "ubuntu-noble-offline"}
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":  # noqa: S105
+            names = [f"{self.region}{z[-1]}" for z in ZONES]
+            return {"names": names, "zoneIds": names, "id": self.region}
+        raise NotImplementedError(f"no offline answer for invoke {token}")
+
+
+def _computed(  # noqa: PLR0911 - one answer per resource type
+    typ: str, name: str, number: int, region: str, inputs: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Outputs a real provider would compute."""
+    arn = f"arn:aws:service:{region}:000000000000:{name}"
+    host = 10 + number % 200
+    match typ:
+        case "aws:ec2/eip:Eip":
+            return {"publicIp": f"203.0.113.{host}", "allocationId": f"eipalloc-{number}"}
+        case "aws:ec2/instance:Instance":
+            return {"privateIp": inputs.get("privateIp", "10.0.16.10"), "arn": arn}
+        case "aws:autoscaling/group:Group":
+            return {"name": name, "arn": arn}
+        case "aws:ec2/launchTemplate:LaunchTemplate":
+            return {"latestVersion": 1, "arn": arn}
+        case "aws:iam/role:Role" | "aws:iam/instanceProfile:InstanceProfile":
+            return {"name": name, "arn": arn}
+        case "hcloud:index/primaryIp:PrimaryIp":
+            return {"ipAddress": f"198.51.100.{host}"}
+        case "random:index/randomPassword:RandomPassword":
+            return {"result": f"offline-{name}"}
+    return {}
+
+
+class RecordingMonitor(MockMonitor):
+    """The SDK's mock monitor, also keeping what Mocks do not see: options and parents."""
+
+    def __init__(self, mocks: OfflineMocks) -> None:
+        super().__init__(mocks)
+        self.offline = mocks
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        # registrations may come from several threads: find this one by type and name
+        for registered in reversed(self.offline.resources):
+            if (registered.type, registered.name) == (request.type, request.name):
+                registered.ignore_changes = list(request.ignoreChanges)
+                registered.parent = request.parent
+                break
+        return response
+
+
+# How the SDK marks a secret on the wire (pulumi/sdk/python/lib/pulumi/runtime/rpc.py).
+_SIG_KEY: Final = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG: Final = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - a marker, not a secret
+
+
+def _secret_value(value: Any) -> tuple[Any] | None:
+    """`(inner,)` if `value` is a secret as the mocks receive it, else None."""
+    if isinstance(value, dict) and value.get(_SIG_KEY) == _SECRET_SIG:
+        return (value.get("value"),)
+    return None
+
+
+def _unwrap(value: Any) -> Any:
+    """The plain value, secrets opened (the record is for assertions and plan output)."""
+    if (inner := _secret_value(value)) is not None:
+        return _unwrap(inner[0])
+    if isinstance(value, dict):
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value
+
+
+def stack_config(doc: Mapping[str, Any], stack_secrets: Mapping[str, str]) -> dict[str, str]:
+    """A stack file's `config` as the CLI hands it to the program: objects as JSON text,
+    scalars as text; encrypted values replaced by `stack_secrets` (offline stand-ins)."""
+    config: dict[str, str] = {}
+    for key, value in (doc.get("config") or {}).items():
+        if is_secure(value):
+            name = str(key).removeprefix(f"{PROJECT}:")
+            if name in SECRET_KEYS and name in stack_secrets:
+                config[key] = stack_secrets[name]
+            continue
+        config[key] = json.dumps(value) if isinstance(value, dict | list) else str(value)
+    return config
+
+
+@dataclass(frozen=True)
+class OutputValue:
+    """A resolved stack output and whether it is secret."""
+
+    value: Any
+    secret: bool
+
+
+@dataclass
+class OfflineRun:
+    """The resources and outputs of one run of the program under mocks."""
+
+    resources: list[Registered]
+    outputs: dict[str, OutputValue]
+
+
+def run_program(
+    config: Mapping[str, str],
+    stack: str,
+    program: Path = PROGRAM,
+    mocks: OfflineMocks | None = None,
+) -> OfflineRun:
+    """Run `program` under the mocks with `config`; returns what it registered and exported."""
+    mocks = mocks or OfflineMocks(region=str(config.get("aws:region", "eu-central-1")))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        pulumi.runtime.settings.ROOT.set(None)
+        pulumi.runtime.set_mocks(
+            mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(mocks)
+        )
+        pulumi.runtime.set_all_config(dict(config))
+        loop.run_until_complete(pulumi.runtime.stack.wait_for_rpcs())
+
+        @pulumi.runtime.test  # type: ignore[untyped-decorator]
+        def program_run() -> None:
+            runpy.run_path(str(program), run_name="__main__")
+
+        program_run()
+        root = pulumi.runtime.settings.get_root_resource()
+        exported: dict[str, Any] = dict(getattr(root, "outputs", {}) or {})
+        outputs = {
+            key: OutputValue(*loop.run_until_complete(_resolve(value)))
+            for key, value in exported.items()
+        }
+        return OfflineRun(resources=mocks.resources, outputs=outputs)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+async def _resolve(value: Any) -> tuple[Any, bool]:
+    output = pulumi.Output.from_input(value)
+    return await output.future(), bool(await output.is_secret())

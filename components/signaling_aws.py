@@ -1,0 +1,112 @@
+"""AwsSignaling: the signaling VM on AWS.
+
+Creates an IAM role and instance profile (SSM Session Manager only), an Elastic IP, the DNS
+record pointing at it (optional), then the instance (IMDSv2 required, encrypted root volume,
+the rendered user data as a secret, a fixed private address the bridges connect to), and the
+association of address and instance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pulumi
+import pulumi_aws as aws
+
+from components.dns import DnsRecord, DnsRecordArgs
+from components.iam_aws import SSM_CORE, ec2_assume_role
+from components.images import aws_ubuntu_ami
+
+ROOT_VOLUME_GIB = 40
+
+
+@dataclass(frozen=True, kw_only=True)
+class AwsSignalingArgs:
+    """Arguments of AwsSignaling."""
+
+    instance_type: str
+    subnet_id: pulumi.Input[str]
+    private_ip: str
+    security_group_id: pulumi.Input[str]
+    user_data_base64: pulumi.Input[str]
+    tags: dict[str, str]
+    ami: str | None = None
+    dns: DnsRecordArgs | None = None  # its `address` is filled with the Elastic IP
+
+
+class AwsSignaling(pulumi.ComponentResource):
+    """The 16-vCPU VM of prosody, the visitor prosodies, jicofo, nginx and coturn."""
+
+    public_ip: pulumi.Output[str]
+    private_ip: pulumi.Output[str]
+    instance_id: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: AwsSignalingArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("jitsi-xxl:signaling:AwsSignaling", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            f"{name}-role",
+            aws.iam.RoleArgs(assume_role_policy=ec2_assume_role(), tags=args.tags),
+            opts=child,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-ssm",
+            aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=SSM_CORE),
+            opts=child,
+        )
+        profile = aws.iam.InstanceProfile(
+            f"{name}-profile", aws.iam.InstanceProfileArgs(role=role.name), opts=child
+        )
+        address = aws.ec2.Eip(
+            f"{name}-ip", aws.ec2.EipArgs(domain="vpc", tags=args.tags), opts=child
+        )
+        boot_after: list[pulumi.Resource] = []
+        if args.dns is not None:
+            record = DnsRecord(
+                f"{name}-dns", replace(args.dns, address=address.public_ip), opts=child
+            )
+            boot_after.append(record)
+        ami, pinned = aws_ubuntu_ami(args.ami, self)
+        instance = aws.ec2.Instance(
+            f"{name}-vm",
+            aws.ec2.InstanceArgs(
+                ami=ami,
+                instance_type=args.instance_type,
+                subnet_id=args.subnet_id,
+                private_ip=args.private_ip,
+                vpc_security_group_ids=[args.security_group_id],
+                iam_instance_profile=profile.name,
+                user_data_base64=args.user_data_base64,
+                # the user data is the VM's whole configuration: a change means a new VM
+                user_data_replace_on_change=True,
+                metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
+                    http_endpoint="enabled",
+                    http_tokens="required",
+                    http_put_response_hop_limit=1,
+                ),
+                root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
+                    encrypted=True, volume_size=ROOT_VOLUME_GIB, volume_type="gp3"
+                ),
+                tags=args.tags,
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=boot_after,
+                ignore_changes=[] if pinned else ["ami"],
+            ),
+        )
+        aws.ec2.EipAssociation(
+            f"{name}-ip-association",
+            aws.ec2.EipAssociationArgs(
+                instance_id=instance.id, allocation_id=address.allocation_id
+            ),
+            opts=child,
+        )
+        self.public_ip = address.public_ip
+        self.private_ip = instance.private_ip
+        self.instance_id = instance.id
+        self.register_outputs(
+            {"public_ip": self.public_ip, "private_ip": self.private_ip, "instance_id": instance.id}
+        )

@@ -1,0 +1,72 @@
+"""The stack on AWS: network and security groups, signaling VM, autoscaled bridge pool."""
+
+from __future__ import annotations
+
+import base64
+
+from components import naming
+from components.bridge_files import STRESS_METRIC, STRESS_NAMESPACE
+from components.deployment import Deployed, Deployment
+from components.firewall import bridge_rules, signaling_rules
+from components.jvb_pool_aws import AwsBridgePool, AwsBridgePoolArgs, EventWindow
+from components.network_aws import AwsNetwork, AwsNetworkArgs
+from components.settings import Cloud
+from components.signaling_aws import AwsSignaling, AwsSignalingArgs
+from components.userdata import user_data_bytes
+
+
+def _base64_gzip(text: str) -> str:
+    """AWS caps raw user data at 16 KB: it gets the cloud-config gzip-compressed."""
+    return base64.b64encode(user_data_bytes(text, Cloud.aws)).decode()
+
+
+def deploy_aws(d: Deployment) -> Deployed:
+    s, pool = d.settings, d.plan.bridges
+    network = AwsNetwork(
+        f"{d.prefix}-net",
+        AwsNetworkArgs(
+            cidr=s.network.cidr,
+            subnet_cidrs=d.plan.network.subnets,
+            signaling_rules=signaling_rules(s),
+            bridge_rules=bridge_rules(s),
+            tags=naming.tags(d.stack, "network"),
+            existing_vpc_id=s.aws.vpc_id,
+            existing_subnet_ids=s.aws.subnet_ids,
+        ),
+    )
+    signaling = AwsSignaling(
+        f"{d.prefix}-signaling",
+        AwsSignalingArgs(
+            instance_type=s.signaling_type(),
+            subnet_id=network.subnet_ids[0],
+            private_ip=d.plan.network.signaling_private_ip,
+            security_group_id=network.signaling_group_id,
+            user_data_base64=d.signaling_user_data.apply(_base64_gzip),
+            tags=naming.tags(d.stack, "signaling"),
+            ami=s.aws.ami,
+            dns=d.dns,
+        ),
+    )
+    bridges = AwsBridgePool(
+        f"{d.prefix}-jvb",
+        AwsBridgePoolArgs(
+            instance_type=s.bridge_type(),
+            subnet_ids=network.subnet_ids,
+            security_group_id=network.bridge_group_id,
+            user_data_base64=d.bridge_user_data.apply(_base64_gzip),
+            min_size=pool.min,
+            desired=pool.desired,
+            max_size=pool.max,
+            scale_on=s.bridges.scale_on,
+            metric_namespace=STRESS_NAMESPACE,
+            metric_name=STRESS_METRIC,
+            tags=naming.tags(d.stack, "jvb"),
+            ami=s.aws.ami,
+            event=EventWindow(start=s.event.start, end=s.event.end) if s.event else None,
+        ),
+    )
+    return Deployed(
+        public_ip=signaling.public_ip,
+        private_ip=signaling.private_ip,
+        pool={"autoscaling_group": bridges.group_name},
+    )
