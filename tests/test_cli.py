@@ -82,3 +82,35 @@ def test_plan_formats(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     assert f"stack {doc['stack']}" in text
     assert f"{doc['capacity']['viewers']:,} viewers" in text
+
+
+def test_plan_json_lists_the_pool_resources(capsys: pytest.CaptureFixture[str]) -> None:
+    root = Path(__file__).resolve().parent.parent / "stacks"
+    assert cli.main(["plan", "--stack", str(root / "Pulumi.aws-10k.yaml"), "--format", "json"]) == 0
+    types = {r["type"] for r in json.loads(capsys.readouterr().out)["resources"]}
+    assert {
+        "aws:autoscaling/group:Group",
+        "aws:ec2/launchTemplate:LaunchTemplate",
+        "aws:autoscaling/lifecycleHook:LifecycleHook",
+    } <= types
+    assert (
+        cli.main(["plan", "--stack", str(root / "Pulumi.hetzner-10k.yaml"), "--format", "json"])
+        == 0
+    )
+    doc = json.loads(capsys.readouterr().out)
+    counts = doc["resource_counts"]
+    assert counts["hcloud:index/server:Server"] == doc["bridges"]["desired"] + 1
+    assert counts["hcloud:index/placementGroup:PlacementGroup"] == -(
+        -doc["bridges"]["desired"] // 10
+    )
+    assert doc["outputs"]["jicofo_visitors_config"] == "[secret]"
+
+
+def test_plan_markdown_has_a_diagram(capsys: pytest.CaptureFixture[str]) -> None:
+    root = Path(__file__).resolve().parent.parent / "stacks"
+    assert (
+        cli.main(["plan", "--stack", str(root / "Pulumi.trial.yaml"), "--format", "markdown"]) == 0
+    )
+    text = capsys.readouterr().out
+    assert "```mermaid\nflowchart LR" in text
+    assert "| `jicofo_visitors_config` | [secret] |" in text
