@@ -26,15 +26,21 @@ from components.settings import VISITOR_DOMAIN_SUFFIX, Promotion, Settings, TlsM
 from components.userdata import VmBundle, vm_bundle
 
 LOOPBACK: Final = "127.0.0.1"
+# Where jitsi-meet-prosody installs Jitsi's prosody modules.
+JITSI_PLUGINS: Final = "/usr/share/jitsi-meet/prosody-plugins/"
 TURN_PORT: Final = 3478
 TURNS_PORT: Final = 5349
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Where the rendered files live: the VM (`root=""`), or a scratch root for local runs."""
+    """Where the rendered files live and listen: the VM (the defaults), or a local run on
+    loopback (a scratch root for every path, the given plugin folders, nginx on high ports)."""
 
     root: str = ""
+    plugin_paths: tuple[str, ...] = (JITSI_PLUGINS,)
+    https_listen: tuple[str, ...] = ("443", "[::]:443")
+    http_listen: tuple[str, ...] = ("80", "[::]:80")
 
     def path(self, absolute: str) -> str:
         return self.root + absolute
@@ -75,6 +81,14 @@ def vnode_s2s_names(domain: str) -> tuple[str, ...]:
     """Main-side names a visitor node talks to (chat, promotion, presence, polls)."""
     n = names(domain)
     return (n["muc"], n["visitors_component"], n["domain"], n["polls"])
+
+
+def cert_names(domain: str, plan: Plan) -> list[str]:
+    """Every XMPP host of the VM: the self-signed certificate prosody offers covers them all
+    (s2s between the main prosody and the nodes uses TLS; names are not verified)."""
+    main = [v for k, v in names(domain).items() if not k.endswith("_jid")]
+    nodes = [name for n in plan.nodes for name in n.s2s_names]
+    return list(dict.fromkeys([*main, *nodes]))
 
 
 def readiness_checks(plan: Plan) -> list[dict[str, str]]:
@@ -155,11 +169,16 @@ def context(
             else None
         ),
         "visitors_ignore_list": [hosts["recorder"]],
+        # ours, beside the package's: it names every host of the VM (see cert_names)
         "prosody_certs": {
-            "key": layout.path(f"/etc/prosody/certs/{settings.domain}.key"),
-            "crt": layout.path(f"/etc/prosody/certs/{settings.domain}.crt"),
+            "key": layout.path("/etc/prosody/certs/jitsi-xxl.key"),
+            "crt": layout.path("/etc/prosody/certs/jitsi-xxl.crt"),
         },
-        "plugin_path": "/usr/share/jitsi-meet/prosody-plugins/",
+        "plugin_paths": list(layout.plugin_paths),
+        "https_listen": list(layout.https_listen),
+        "http_listen": list(layout.http_listen),
+        "c2s_interfaces": list(dict.fromkeys((LOOPBACK, plan.network.signaling_private_ip))),
+        "cert_names": cert_names(settings.domain, plan),
         "main_data_dir": layout.path("/var/lib/prosody"),
         "main_log_dir": layout.path("/var/log/prosody"),
         "main_pidfile": layout.path("/run/prosody/prosody.pid"),

@@ -69,7 +69,7 @@ bosh_max_inactivity = 60
 
 VirtualHost "v7.meet.jitsi"
     authentication = "jitsi-anonymous"
-    ssl = { key = "/etc/prosody/certs/live.example.org.key"; certificate = "/etc/prosody/certs/live.example.org.crt" }
+    ssl = { key = "/etc/prosody/certs/jitsi-xxl.key"; certificate = "/etc/prosody/certs/jitsi-xxl.crt" }
     modules_enabled = {
         "bosh"; "ping"; "external_services"; "smacks"; "jiconop"; "conference_duration";
         "features_identity";
@@ -78,7 +78,7 @@ VirtualHost "v7.meet.jitsi"
 
 -- jicofo logs in here as focus@auth.meet.jitsi.
 VirtualHost "auth.meet.jitsi"
-    ssl = { key = "/etc/prosody/certs/live.example.org.key"; certificate = "/etc/prosody/certs/live.example.org.crt" }
+    ssl = { key = "/etc/prosody/certs/jitsi-xxl.key"; certificate = "/etc/prosody/certs/jitsi-xxl.crt" }
     modules_enabled = { "limits_exception"; "ping"; "smacks" }
     authentication = "internal_hashed"
     smacks_hibernation_time = 15

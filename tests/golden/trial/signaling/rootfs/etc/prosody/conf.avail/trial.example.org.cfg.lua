@@ -22,7 +22,7 @@ smacks_max_old_sessions = 1
 
 VirtualHost "trial.example.org"
     authentication = "jitsi-anonymous"
-    ssl = { key = "/etc/prosody/certs/trial.example.org.key"; certificate = "/etc/prosody/certs/trial.example.org.crt" }
+    ssl = { key = "/etc/prosody/certs/jitsi-xxl.key"; certificate = "/etc/prosody/certs/jitsi-xxl.crt" }
     modules_enabled = {
         "bosh"; "websocket"; "smacks"; "ping"; "external_services"; "features_identity";
         "conference_duration"; "muc_lobby_rooms"; "muc_breakout_rooms";
@@ -68,7 +68,7 @@ Component "internal.auth.trial.example.org" "muc"
     muc_room_default_public_jids = true
 
 VirtualHost "auth.trial.example.org"
-    ssl = { key = "/etc/prosody/certs/trial.example.org.key"; certificate = "/etc/prosody/certs/trial.example.org.crt" }
+    ssl = { key = "/etc/prosody/certs/jitsi-xxl.key"; certificate = "/etc/prosody/certs/jitsi-xxl.crt" }
     modules_enabled = { "limits_exception"; "smacks" }
     authentication = "internal_hashed"
     smacks_hibernation_time = 15
