@@ -1,7 +1,8 @@
 """`xxl`: the offline command. No cloud account, no credentials, no Pulumi CLI.
 
     xxl render --stack stacks/Pulumi.<name>.yaml --out DIR
-    xxl plan   --stack stacks/Pulumi.<name>.yaml [--format text|json]
+    xxl plan   --stack stacks/Pulumi.<name>.yaml [--format text|markdown|json]
+    xxl up-local --stack stacks/Pulumi.<name>.yaml   (prosody and nginx on loopback)
 
 Bad settings: the problems on stderr, exit status 2, nothing written.
 """
@@ -11,9 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -218,6 +221,26 @@ def cmd_plan(stack_path: Path, fmt: str) -> int:
     return 0
 
 
+def cmd_up_local(stack_path: Path, https_port: int) -> int:
+    stack = load_stack_file(stack_path)
+    from components import local_run  # noqa: PLC0415 - only this command starts servers
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        with local_run.running(stack.settings, https_port) as topo:
+            sys.stdout.write(local_run.how_to_connect(topo))
+            sys.stdout.flush()
+            stop.wait()
+            print("stopping", flush=True)
+    except local_run.LocalRunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print("stopped; nothing left running", flush=True)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xxl", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -227,6 +250,9 @@ def parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plan", help="print the topology, capacity and sizes of a stack")
     pl.add_argument("--stack", type=Path, required=True, help="stacks/Pulumi.<name>.yaml")
     pl.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    up = sub.add_parser("up-local", help="run the signaling topology on loopback until Ctrl-C")
+    up.add_argument("--stack", type=Path, required=True, help="stacks/Pulumi.<name>.yaml")
+    up.add_argument("--https-port", type=int, default=18443, help="nginx's loopback port")
     return p
 
 
@@ -235,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "render":
             return cmd_render(args.stack, args.out)
+        if args.command == "up-local":
+            return cmd_up_local(args.stack, args.https_port)
         return cmd_plan(args.stack, args.format)
     except ConfigError as exc:
         print(f"error: invalid stack settings in {args.stack}:", file=sys.stderr)
