@@ -241,6 +241,54 @@ def cmd_up_local(stack_path: Path, https_port: int) -> int:
     return 0
 
 
+def cmd_event(args: argparse.Namespace) -> int:
+    from components import events  # noqa: PLC0415
+
+    try:
+        if args.action == "create":
+            audience = int(args.audience) if args.audience.isdigit() else args.audience
+            config = events.event_config(
+                cloud=args.cloud, audience=audience, domain=args.domain, start=args.start,
+                end=args.end, email=args.email, region=args.region,
+            )  # fmt: skip
+            stack = events.create(args.name, config)
+            print(f"wrote stacks/Pulumi.{stack.name}.yaml")
+            if not args.email:
+                print(
+                    "note: no --email, so a self-signed certificate; add --email for Let's Encrypt"
+                )
+            if shutil.which("pulumi"):
+                events.init_stack(args.name)
+                print(f"created Pulumi stack {stack.name}; deploy with `xxl event up {args.name}`")
+            else:
+                print("note: the Pulumi CLI is not installed; the stack is made at `xxl event up`")
+            return 0
+        if args.action == "list":
+            found, problems = events.list_events()
+            columns = ("event", "cloud", "audience", "start (UTC)", "end (UTC)", "phase")
+            print("{:<20} {:<8} {:>8}  {:<17} {:<17} {}".format(*columns))
+            for e in found:
+                start = e.start.strftime("%Y-%m-%d %H:%M") if e.start else "-"
+                end = e.end.strftime("%Y-%m-%d %H:%M") if e.end else "-"
+                print(f"{e.name:<20} {e.cloud:<8} {e.audience:>8}  {start:<17} {end:<17} {e.phase}")
+            for line in problems:
+                print(f"warning: {line}", file=sys.stderr)
+            return 0
+        if args.action == "up":
+            outputs = events.up(args.name)
+            cost = outputs.get("estimated_cost_per_hour", {})
+            print(f"url: {outputs.get('url')}")
+            print(f"capacity: {outputs.get('capacity')}")
+            print(f"cost: about {cost.get('total')} {cost.get('currency')} per hour")
+            return 0
+        events.down(args.name)
+    except events.PulumiMissingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"event {args.name} destroyed; its stack and stack file are removed")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xxl", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -250,6 +298,22 @@ def parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plan", help="print the topology, capacity and sizes of a stack")
     pl.add_argument("--stack", type=Path, required=True, help="stacks/Pulumi.<name>.yaml")
     pl.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    ev = sub.add_parser("event", help="per-event stacks: create, up, down, list")
+    ev_sub = ev.add_subparsers(dest="action", required=True)
+    create = ev_sub.add_parser("create", help="write stacks/Pulumi.event-NAME.yaml")
+    create.add_argument("name")
+    create.add_argument("--cloud", choices=("aws", "hetzner"), required=True)
+    create.add_argument("--audience", required=True, help="expected concurrent viewers")
+    create.add_argument("--domain", required=True)
+    create.add_argument("--start", help="ISO 8601 with a zone, e.g. 2026-12-03T14:00:00Z")
+    create.add_argument("--end", help="ISO 8601 with a zone")
+    create.add_argument("--email", help="ACME e-mail: Let's Encrypt instead of self-signed")
+    create.add_argument("--region", help="AWS region (default eu-central-1)")
+    for action in ("up", "down"):
+        ev_sub.add_parser(
+            action, help=f"{action} the event's stack (needs the Pulumi CLI)"
+        ).add_argument("name")
+    ev_sub.add_parser("list", help="every event stack, its window and whether it is over")
     up = sub.add_parser("up-local", help="run the signaling topology on loopback until Ctrl-C")
     up.add_argument("--stack", type=Path, required=True, help="stacks/Pulumi.<name>.yaml")
     up.add_argument("--https-port", type=int, default=18443, help="nginx's loopback port")
@@ -263,9 +327,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_render(args.stack, args.out)
         if args.command == "up-local":
             return cmd_up_local(args.stack, args.https_port)
+        if args.command == "event":
+            return cmd_event(args)
         return cmd_plan(args.stack, args.format)
     except ConfigError as exc:
-        print(f"error: invalid stack settings in {args.stack}:", file=sys.stderr)
+        where = getattr(args, "stack", None) or f"event {getattr(args, 'name', '')}".strip()
+        print(f"error: invalid stack settings in {where}:", file=sys.stderr)
         for line in exc.problems:
             print(f"  {line}", file=sys.stderr)
         return EXIT_CONFIG

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import runpy
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,7 +74,8 @@ def _computed(  # noqa: PLR0911 - one answer per resource type
 ) -> dict[str, Any]:
     """Outputs a real provider would compute."""
     arn = f"arn:aws:service:{region}:000000000000:{name}"
-    host = 10 + number % 200
+    # from the name, not the registration order (which varies): the same plan, the same text
+    host = 10 + zlib.crc32(name.encode()) % 200
     match typ:
         case "aws:ec2/eip:Eip":
             return {"publicIp": f"203.0.113.{host}", "allocationId": f"eipalloc-{number}"}

@@ -10,12 +10,16 @@ import difflib
 import os
 from pathlib import Path
 
+import pytest
+
+from components import cli
 from components.bridge_files import bridge_bundle
 from components.credentials import Credentials
 from components.settings import StackFile
 from tests.conftest import render_stack
 
 GOLDEN = Path(__file__).parent / "golden"
+STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
 
 
 def rendered(stack: StackFile) -> dict[str, str]:
@@ -79,3 +83,26 @@ def test_throwaway_secrets_differ_but_plan_does_not(stack: StackFile) -> None:
     assert a[0] == b[0]
     assert a[1].jicofo_visitors_config != b[1].jicofo_visitors_config
     assert a[1].s2s_config == b[1].s2s_config
+
+
+@pytest.mark.parametrize("name", ["aws-10k", "hetzner-10k", "trial"])
+def test_plan_markdown_is_stable(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`xxl plan --format markdown`, the pull-request comment, pinned as a golden file."""
+    assert (
+        cli.main(
+            ["plan", "--stack", str(STACKS_DIR / f"Pulumi.{name}.yaml"), "--format", "markdown"]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    golden = GOLDEN / "plan" / f"{name}.md"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text)
+    diff = "".join(
+        difflib.unified_diff(
+            golden.read_text().splitlines(keepends=True), text.splitlines(keepends=True),
+            f"golden/plan/{name}.md", "rendered",
+        )
+    )  # fmt: skip
+    assert not diff, "plan markdown changed (run `make golden` if intended):\n" + diff
