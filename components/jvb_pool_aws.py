@@ -19,7 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.bridge_agent import LIFECYCLE_HOOK
-from components.iam_aws import SSM_CORE, bridge_agent_policy, ec2_assume_role
+from components.iam_aws import bridge_agent_policy, ssm_instance_role
 from components.images import aws_ubuntu_ami
 from components.settings import ScaleOn
 
@@ -78,19 +78,7 @@ class AwsBridgePool(pulumi.ComponentResource):
     ) -> None:
         super().__init__("jitsi-xxl:bridges:AwsBridgePool", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(
-            f"{name}-role",
-            aws.iam.RoleArgs(assume_role_policy=ec2_assume_role(), tags=args.tags),
-            opts=child,
-        )
-        aws.iam.RolePolicyAttachment(
-            f"{name}-ssm",
-            aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=SSM_CORE),
-            opts=child,
-        )
-        profile = aws.iam.InstanceProfile(
-            f"{name}-profile", aws.iam.InstanceProfileArgs(role=role.name), opts=child
-        )
+        role, profile = ssm_instance_role(name, args.tags, child)
         ami, pinned = aws_ubuntu_ami(args.ami, self)
         template = aws.ec2.LaunchTemplate(
             f"{name}-template",

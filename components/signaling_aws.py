@@ -14,7 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.dns import DnsRecord, DnsRecordArgs
-from components.iam_aws import SSM_CORE, ec2_assume_role
+from components.iam_aws import ssm_instance_role
 from components.images import aws_ubuntu_ami
 
 ROOT_VOLUME_GIB = 40
@@ -46,19 +46,7 @@ class AwsSignaling(pulumi.ComponentResource):
     ) -> None:
         super().__init__("jitsi-xxl:signaling:AwsSignaling", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(
-            f"{name}-role",
-            aws.iam.RoleArgs(assume_role_policy=ec2_assume_role(), tags=args.tags),
-            opts=child,
-        )
-        aws.iam.RolePolicyAttachment(
-            f"{name}-ssm",
-            aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=SSM_CORE),
-            opts=child,
-        )
-        profile = aws.iam.InstanceProfile(
-            f"{name}-profile", aws.iam.InstanceProfileArgs(role=role.name), opts=child
-        )
+        _, profile = ssm_instance_role(name, args.tags, child)
         address = aws.ec2.Eip(
             f"{name}-ip", aws.ec2.EipArgs(domain="vpc", tags=args.tags), opts=child
         )
