@@ -210,10 +210,6 @@ def down(event: str, on_output: Callable[[str], None] = print, stacks: Path | No
     stack_path(event, stacks).unlink(missing_ok=True)
 
 
-def settings_for(event: str, stacks: Path | None = None) -> Settings:
-    return load_stack_file(stack_path(event, stacks)).settings
-
-
 def validate(config: Mapping[str, Any]) -> Settings:
     """The model's verdict on an event's config, before anything is written."""
     project = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith(f"{PROJECT}:")}

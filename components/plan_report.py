@@ -54,25 +54,20 @@ def _properties(r: Registered) -> dict[str, Any]:
 
 def user_data(run: OfflineRun) -> tuple[str, str]:
     """The signaling VM's and the bridges' cloud-config text, as the program passed them."""
-    by_type = {r.type: r for r in run.resources if r.type in _USER_DATA}
+    by_type = {r.type: r for r in run.resources}
     if "aws:ec2/instance:Instance" in by_type:
-        texts = [
-            gzip.decompress(base64.b64decode(by_type[t].inputs[key])).decode()
-            for t, key in (
-                ("aws:ec2/instance:Instance", "userDataBase64"),
-                ("aws:ec2/launchTemplate:LaunchTemplate", "userData"),
-            )
-        ]
-        return texts[0], texts[1]
+        # AWS gets the text gzip-compressed and base64-encoded
+        instance = by_type["aws:ec2/instance:Instance"].inputs["userDataBase64"]
+        template = by_type["aws:ec2/launchTemplate:LaunchTemplate"].inputs["userData"]
+
+        def text(encoded: str) -> str:
+            return gzip.decompress(base64.b64decode(encoded)).decode()
+
+        return text(instance), text(template)
     servers = [r for r in run.resources if r.type == "hcloud:index/server:Server"]
     signaling = next(r for r in servers if r.name.endswith("-signaling-vm"))
     bridge = next(r for r in servers if r is not signaling)
     return signaling.inputs["userData"], bridge.inputs["userData"]
-
-
-_USER_DATA: Final = frozenset(
-    {"aws:ec2/instance:Instance", "aws:ec2/launchTemplate:LaunchTemplate"}
-)
 
 
 def outputs(run: OfflineRun) -> dict[str, Any]:
