@@ -100,7 +100,10 @@ def local_plan(settings: Settings) -> Plan:
 
 
 def local_layout(root: Path, https_port: int = HTTPS_PORT) -> Layout:
-    plugins = (JITSI_PLUGINS, LOCAL_PLUGINS) if Path(JITSI_PLUGINS).is_dir() else (LOCAL_PLUGINS,)
+    # the stand-ins are copied under the scratch root (see prepare): prosody's user must
+    # read them, and a checkout may sit in a folder only its owner can enter
+    stand_ins = str(root / "prosody-plugins")
+    plugins = (JITSI_PLUGINS, stand_ins) if Path(JITSI_PLUGINS).is_dir() else (stand_ins,)
     return Layout(
         root=str(root),
         plugin_paths=plugins,
@@ -182,6 +185,7 @@ def prepare(settings: Settings, root: Path, https_port: int = HTTPS_PORT) -> Top
         bridge=bridge_bundle(settings, the_plan, creds),
         https_port=https_port,
     )
+    shutil.copytree(LOCAL_PLUGINS, root / "prosody-plugins")
     for f in bundle.files:
         path = Path(f.path)
         path.parent.mkdir(parents=True, exist_ok=True)
