@@ -111,6 +111,15 @@ def visitor_node(index: int) -> VisitorNode:
     )
 
 
+def reserved_port_ranges(nodes: tuple[VisitorNode, ...]) -> str:
+    """`net.ipv4.ip_local_reserved_ports` for the nodes: one range per kind of port."""
+    if not nodes:
+        return ""
+    kinds = ((n.c2s_port, n.s2s_port, n.http_port) for n in nodes)
+    columns = list(zip(*kinds, strict=True))
+    return ",".join(f"{min(c)}-{max(c)}" for c in columns)
+
+
 def visitor_nodes(count: int) -> tuple[VisitorNode, ...]:
     return tuple(visitor_node(i) for i in range(1, count + 1))
 

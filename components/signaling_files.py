@@ -20,6 +20,7 @@ from components.planner import (
     Plan,
     VisitorNode,
     colibri_ws_route,
+    reserved_port_ranges,
 )
 from components.render import FileSpec, RenderedFile, render, render_specs
 from components.settings import VISITOR_DOMAIN_SUFFIX, Promotion, Settings, TlsMode
@@ -179,6 +180,7 @@ def context(
         "http_listen": list(layout.http_listen),
         "c2s_interfaces": list(dict.fromkeys((LOOPBACK, plan.network.signaling_private_ip))),
         "cert_names": cert_names(settings.domain, plan),
+        "reserved_ports": reserved_port_ranges(plan.nodes),
         "main_data_dir": layout.path("/var/lib/prosody"),
         "main_log_dir": layout.path("/var/log/prosody"),
         "main_pidfile": layout.path("/run/prosody/prosody.pid"),
@@ -226,6 +228,7 @@ _MAIN_SPECS: Final = (
         "signaling/etc/jitsi/meet/DOMAIN-xxl-config.js.j2",
         "/etc/jitsi/meet/{domain}-xxl-config.js",
     ),
+    FileSpec("signaling/etc/sysctl.d/60-jitsi-xxl.conf.j2", "/etc/sysctl.d/60-jitsi-xxl.conf"),
     FileSpec("signaling/etc/turnserver.conf.j2", "/etc/turnserver.conf", 0o640, "turnserver"),
     FileSpec(
         "signaling/etc/apt/sources.list.d/jitsi-xxl.sources.j2",

@@ -212,3 +212,11 @@ def test_rendered_names_and_ports_agree(count: int) -> None:
         # nginx sends ?vnode=vN to the node's http port
         assert int(upstreams[n.name]) == http
     assert len(main_override) == 3 * count
+    # the kernel keeps every node port out of its ephemeral range
+    sysctl = files["/etc/sysctl.d/60-jitsi-xxl.conf"]
+    ranges = re.search(r"ip_local_reserved_ports = (\S+)", sysctl).group(1)  # type: ignore[union-attr]
+    reserved = {
+        p for r in ranges.split(",") for p in range(int(r.split("-")[0]), int(r.split("-")[1]) + 1)
+    }
+    assert set(p.ports) <= reserved
+    assert len(reserved) == 3 * count

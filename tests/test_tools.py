@@ -288,3 +288,26 @@ def test_validators_reject_broken_files(world_tmp: Path) -> None:
     script.write_text("#!/usr/bin/env bash\nrm -rf $1/*\n")
     shellcheck = [require_tool("shellcheck"), "--severity=style", str(script)]
     assert subprocess.run(shellcheck, capture_output=True, check=False).returncode != 0
+
+
+def test_sysctl_accepts_the_file_and_it_covers_the_node_ports(
+    stack: StackFile, tmp_path: Path
+) -> None:
+    """`sysctl --dry-run -p` reads the file as the VM will (an unknown key fails it) without
+    writing; the reserved ranges sit inside the kernel's ephemeral range, where they matter."""
+    sysctl = require_tool("sysctl")
+    plan, bundle = render_stack(stack.settings)
+    path = tmp_path / "60-jitsi-xxl.conf"
+    path.write_text(next(f for f in bundle.files if f.path.endswith("60-jitsi-xxl.conf")).content)
+    proc = subprocess.run(
+        [sysctl, "--dry-run", "-p", str(path)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    value = proc.stdout.split("=", 1)[1].strip()
+    low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    reserved: set[int] = set()
+    for span in value.split(","):
+        first, last = (int(x) for x in span.split("-"))
+        assert low <= first <= last <= high
+        reserved |= set(range(first, last + 1))
+    assert set(plan.ports) <= reserved
