@@ -104,6 +104,7 @@ def context(settings: Settings, plan: Plan, creds: Credentials) -> dict[str, Any
         "drain_stop_timeout": settings.bridges.graceful_shutdown_max_minutes * 60
         + DRAIN_STOP_MARGIN_SECONDS,
         "release": settings.release,
+        "prosody_pin": settings.release.prosody,
         "creds": creds,
         "agent_config": agent_config(settings),
         "agent_command": AGENT_COMMAND,

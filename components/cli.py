@@ -2,7 +2,7 @@
 
     xxl render --stack stacks/Pulumi.<name>.yaml --out DIR
     xxl plan   --stack stacks/Pulumi.<name>.yaml [--format text|markdown|json]
-    xxl up-local --stack stacks/Pulumi.<name>.yaml   (prosody and nginx on loopback)
+    xxl up-local --stack stacks/Pulumi.<name>.yaml   (the signaling VM's twin, in a container)
 
 Bad settings: the problems on stderr, exit status 2, nothing written.
 """
@@ -223,21 +223,22 @@ def cmd_plan(stack_path: Path, fmt: str) -> int:
 
 def cmd_up_local(stack_path: Path, https_port: int) -> int:
     stack = load_stack_file(stack_path)
-    from components import local_run  # noqa: PLC0415 - only this command starts servers
+    from components.twin import rig  # noqa: PLC0415 - only this command boots containers
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        with local_run.running(stack.settings, https_port) as topo:
-            sys.stdout.write(local_run.how_to_connect(topo))
+        print(f"booting the twin of {stack.name}'s signaling VM (first run builds the image)")
+        with rig.running(stack.settings, https_port=https_port) as twin:
+            sys.stdout.write(rig.how_to_connect(twin))
             sys.stdout.flush()
             stop.wait()
-            print("stopping", flush=True)
-    except local_run.LocalRunError as exc:
+            print("stopping: shutting the container down", flush=True)
+    except rig.TwinError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print("stopped; nothing left running", flush=True)
+    print("stopped; no container, mount or network namespace left", flush=True)
     return 0
 
 
@@ -314,9 +315,13 @@ def parser() -> argparse.ArgumentParser:
             action, help=f"{action} the event's stack (needs the Pulumi CLI)"
         ).add_argument("name")
     ev_sub.add_parser("list", help="every event stack, its window and whether it is over")
-    up = sub.add_parser("up-local", help="run the signaling topology on loopback until Ctrl-C")
+    up = sub.add_parser(
+        "up-local", help="boot the signaling VM's twin (a Debian 13 container) until Ctrl-C"
+    )
     up.add_argument("--stack", type=Path, required=True, help="stacks/Pulumi.<name>.yaml")
-    up.add_argument("--https-port", type=int, default=18443, help="nginx's loopback port")
+    up.add_argument(
+        "--https-port", type=int, default=0, help="nginx on 127.0.0.1 (default: a free port)"
+    )
     return p
 
 

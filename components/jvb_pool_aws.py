@@ -20,7 +20,7 @@ import pulumi_aws as aws
 
 from components.bridge_agent import LIFECYCLE_HOOK
 from components.iam_aws import bridge_agent_policy, ssm_instance_role
-from components.images import aws_ubuntu_ami
+from components.images import aws_debian_ami
 from components.settings import ScaleOn
 
 ROOT_VOLUME_GIB = 20
@@ -79,7 +79,7 @@ class AwsBridgePool(pulumi.ComponentResource):
         super().__init__("jitsi-xxl:bridges:AwsBridgePool", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         role, profile = ssm_instance_role(name, args.tags, child)
-        ami, pinned = aws_ubuntu_ami(args.ami, self)
+        ami, pinned = aws_debian_ami(args.ami, self)
         template = aws.ec2.LaunchTemplate(
             f"{name}-template",
             aws.ec2.LaunchTemplateArgs(

@@ -62,7 +62,7 @@ class OfflineMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         token = args.token
         if token == "aws:ec2/getAmi:getAmi":  # noqa: S105 - an invoke token, not a password
-            return {"id": OFFLINE_AMI, "architecture": "x86_64", "name": "ubuntu-noble-offline"}
+            return {"id": OFFLINE_AMI, "architecture": "x86_64", "name": "debian-13-amd64-offline"}
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":  # noqa: S105
             names = [f"{self.region}{z[-1]}" for z in ZONES]
             return {"names": names, "zoneIds": names, "id": self.region}

@@ -212,7 +212,7 @@ class AwsSettings(_Strict):
     """`jitsi-xxl:aws`: AWS-only choices."""
 
     ami: str | None = Field(
-        default=None, description="pin an AMI id; default: newest Ubuntu 24.04, then kept"
+        default=None, description="pin an AMI id; default: newest Debian 13, then kept"
     )
     vpc_id: str | None = Field(default=None, description="deploy into an existing VPC")
     subnet_ids: list[str] | None = Field(
@@ -233,7 +233,7 @@ class HetznerSettings(_Strict):
 
     location: str = Field(default="fsn1", description="location of every server")
     network_zone: str = Field(default="eu-central", description="network zone of the location")
-    image: str = Field(default="ubuntu-24.04", description="server image")
+    image: str = Field(default="debian-13", description="server image")
 
 
 class TlsSettings(_Strict):
@@ -289,8 +289,9 @@ class ReleaseSettings(_Strict):
         default="2.3-307-g4bb0aead1-1", description="Debian version of jitsi-videobridge2"
     )
     prosody: str = Field(
-        default="13.0.6-1~noble1",
-        description="Debian version (or apt pin such as 13.0.*) of prosody; 13.0.3 or later",
+        # Prosody's own repository, any Debian revision of its trixie build of 13.0.6
+        default="13.0.6*",
+        description="Debian version or apt pin (13.0.*, 13.0.6*) of prosody; 13.0 or later",
     )
 
     @field_validator("jitsi_meet", "jicofo", "jitsi_videobridge")
@@ -303,16 +304,14 @@ class ReleaseSettings(_Strict):
     @field_validator("prosody")
     @classmethod
     def _prosody_pin(cls, value: str) -> str:
-        # Visitors need the s2sout-pre-connect event (0.12.4+); 13.0.0-13.0.2 ignore the
-        # muc_room_default_presence_broadcast table the visitor MUC relies on (Prosody #1938).
-        m = re.fullmatch(r"(\d+)\.(\d+)\.(\d+|\*)(-[A-Za-z0-9.+~]+)?", value)
+        # Visitors need the s2sout-pre-connect event and Lua 5.4 (prosody 13). 13.0.0-13.0.2
+        # ignore the muc_room_default_presence_broadcast table the visitor MUC relies on
+        # (Prosody #1938): the bootstrap fixes those versions in place.
+        m = re.fullmatch(r"(\d+)\.(\d+)\.(\d+\*?|\*)(-[A-Za-z0-9.+~]+)?", value)
         if not m:
-            raise ValueError("must be a version or pin such as 13.0.* or 13.0.6-1~noble1")
-        major, minor, patch = int(m[1]), int(m[2]), m[3]
-        if (major, minor) < (13, 0) or (
-            (major, minor) == (13, 0) and patch != "*" and int(patch) < 3  # noqa: PLR2004
-        ):
-            raise ValueError("must be prosody 13.0.3 or later (13.0.0-13.0.2 break visitors)")
+            raise ValueError("must be a version or pin such as 13.0.*, 13.0.6* or 13.0.6-1")
+        if (int(m[1]), int(m[2])) < (13, 0):
+            raise ValueError("must be prosody 13.0 or later (visitors need prosody 13)")
         return value
 
 

@@ -15,7 +15,7 @@ import pulumi_aws as aws
 
 from components.dns import DnsRecord, DnsRecordArgs
 from components.iam_aws import ssm_instance_role
-from components.images import aws_ubuntu_ami
+from components.images import aws_debian_ami
 
 ROOT_VOLUME_GIB = 40
 
@@ -56,7 +56,7 @@ class AwsSignaling(pulumi.ComponentResource):
                 f"{name}-dns", replace(args.dns, address=address.public_ip), opts=child
             )
             boot_after.append(record)
-        ami, pinned = aws_ubuntu_ami(args.ami, self)
+        ami, pinned = aws_debian_ami(args.ami, self)
         instance = aws.ec2.Instance(
             f"{name}-vm",
             aws.ec2.InstanceArgs(

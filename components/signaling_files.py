@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from components.credentials import Credentials, TlsMaterial
+from components.package_sources import UPSTREAM, PackageSources
 from components.planner import (
     JICOFO_REST_PORT,
     JVB_WEBSOCKET_PORT,
@@ -31,17 +32,29 @@ LOOPBACK: Final = "127.0.0.1"
 JITSI_PLUGINS: Final = "/usr/share/jitsi-meet/prosody-plugins/"
 TURN_PORT: Final = 3478
 TURNS_PORT: Final = 5349
+# What the bootstrap installs (certbot too, with Let's Encrypt). lua-unbound: prosody's
+# resolver; without it prosody warns and falls back to a blocking one.
+SIGNALING_PACKAGES: Final = (
+    "nginx", "prosody", "lua-unbound", "coturn", "openssl", "curl",
+    "jitsi-meet-prosody", "jitsi-meet-web", "jitsi-meet-web-config", "jicofo",
+)  # fmt: skip
+# Jitsi's plugins require these pure-Lua libraries, which Debian installs for Lua 5.1-5.3
+# only; prosody 13 runs Lua 5.4 (see the bootstrap's lua_libraries).
+LUA54_MISSING: Final = ("inspect", "basexx")
+# Open files of the main prosody: participants, jicofo, bridges, s2s links, with room to spare.
+PROSODY_NOFILE: Final = 65536
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Where the rendered files live and listen: the VM (the defaults), or a local run on
-    loopback (a scratch root for every path, the given plugin folders, nginx on high ports)."""
+    """Render options: where the rendered files live and listen, and where packages come
+    from. The defaults are the cloud VM's; the twin changes only `packages`."""
 
     root: str = ""
     plugin_paths: tuple[str, ...] = (JITSI_PLUGINS,)
     https_listen: tuple[str, ...] = ("443", "[::]:443")
     http_listen: tuple[str, ...] = ("80", "[::]:80")
+    packages: PackageSources = UPSTREAM
 
     def path(self, absolute: str) -> str:
         return self.root + absolute
@@ -114,6 +127,23 @@ def readiness_checks(plan: Plan) -> list[dict[str, str]]:
         {"name": "coturn", "target": f"tcp:{LOOPBACK}:{TURN_PORT}"},
     ]
     return checks
+
+
+def nginx_limits(the_plan: Plan) -> dict[str, int]:
+    """nginx's connection limits for the plan's audience.
+
+    Every WebSocket viewer holds two connections in one worker (the client's and the one to
+    its prosody), and nothing spreads viewers evenly over the workers, so each worker is
+    allowed the whole audience's connections; each connection is one open file.
+    """
+    viewers = the_plan.max_per_node * len(the_plan.nodes)
+    connections = max(4096, 2 * (viewers + the_plan.main_participants) + 1024)
+    return {
+        "worker_connections": connections,
+        "worker_rlimit_nofile": 2 * connections,
+        # the shared zone holds every upstream's state: 16 KiB each is ample, 64 nodes fit
+        "upstream_zone_kib": 16 * (len(the_plan.nodes) + 1),
+    }
 
 
 def _node_view(node: VisitorNode, layout: Layout) -> dict[str, Any]:
@@ -194,6 +224,12 @@ def context(
         "colibri_ws_regex": ws_regex,
         "colibri_ws_target": ws_target,
         "release": settings.release,
+        "apt_sources": list(layout.packages.sources),
+        "prosody_pin": layout.packages.prosody_pin or settings.release.prosody,
+        "packages": list(SIGNALING_PACKAGES),
+        "lua54_missing": list(LUA54_MISSING),
+        "prosody_nofile": PROSODY_NOFILE,
+        "nginx": nginx_limits(plan),
         "creds": creds,
         "checks": readiness_checks(plan),
         "reported_packages": ["prosody", "jicofo", "jitsi-meet-web", "nginx", "coturn"],
@@ -218,7 +254,12 @@ _MAIN_SPECS: Final = (
         "signaling/etc/jitsi/jicofo/jicofo.conf.j2",
         "/etc/jitsi/jicofo/jicofo.conf",
         0o640,
-        "jicofo",
+        "jitsi",  # the real jicofo package's group (its user is jicofo, in group jitsi)
+    ),
+    FileSpec("signaling/etc/nginx/nginx.conf.j2", "/etc/nginx/nginx.conf"),
+    FileSpec(
+        "signaling/etc/systemd/system/prosody.service.d/jitsi-xxl.conf.j2",
+        "/etc/systemd/system/prosody.service.d/jitsi-xxl.conf",
     ),
     FileSpec(
         "signaling/etc/nginx/sites-available/DOMAIN.conf.j2",

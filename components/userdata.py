@@ -52,7 +52,8 @@ class CloudConfigKey(StrEnum):
 
 
 def tar_xz(files: Iterable[RenderedFile]) -> bytes:
-    """A reproducible tar.xz of `files` (paths made relative to /, owner root, mtime 0)."""
+    """A reproducible tar.xz of `files` (paths made relative to /, mtime 0), each with its mode
+    and group: the bootstrap unpacks it with `--same-owner` once the packages made the groups."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for f in sorted(files, key=lambda f: f.path):
@@ -62,7 +63,7 @@ def tar_xz(files: Iterable[RenderedFile]) -> bytes:
             info.mode = f.mode
             info.mtime = _EPOCH
             info.uid = info.gid = 0
-            info.uname = info.gname = "root"
+            info.uname, info.gname = "root", f.group
             tar.addfile(info, io.BytesIO(data))
     # Strongest preset, but a 1 MiB dictionary: the archive is far smaller than that, and the
     # default 64 MiB dictionary of preset 9 costs hundreds of MiB of memory to compress.
@@ -147,15 +148,9 @@ def vm_bundle(
     render_bootstrap: Callable[[dict[str, Any]], str],
     root: str = "",
 ) -> VmBundle:
-    """Render the bootstrap for `rootfs` (it sets the owners and modes listed here), pack
-    everything into user data and check the caps."""
+    """Render the bootstrap for `rootfs`, pack everything into user data and check the caps."""
     files = sorted(rootfs, key=lambda f: f.path)
-    owned = [
-        {"path": f.path, "group": f.group, "mode": f"{f.mode:04o}"}
-        for f in files
-        if f.group != "root" or f.mode != 0o644  # noqa: PLR2004 - 0644 root is tar's default
-    ]
-    extra = {"owned": owned, "rootfs_archive": ROOTFS_ARCHIVE, "ready_report": READY_REPORT}
+    extra = {"rootfs_archive": ROOTFS_ARCHIVE, "ready_report": READY_REPORT}
     bootstrap = RenderedFile(root + BOOTSTRAP, render_bootstrap(extra), 0o755)
     every = tuple(sorted((*files, bootstrap), key=lambda f: f.path))
     user_data = cloud_config(ROOTFS_ARCHIVE, every, bootstrap.path)

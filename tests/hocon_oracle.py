@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from pyhocon import ConfigFactory, ConfigTree  # type: ignore[import-untyped]
+from pyhocon import ConfigFactory, ConfigTree
 
 from tests.conftest import UPSTREAM
 

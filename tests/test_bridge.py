@@ -31,7 +31,7 @@ import pytest
 from botocore.stub import Stubber
 from hypothesis import given
 from hypothesis import strategies as st
-from pyhocon import ConfigFactory  # type: ignore[import-untyped]
+from pyhocon import ConfigFactory
 
 from components import bridge_agent as agent
 from components.bridge_files import IDENTITY_FILE, agent_config, bridge_bundle

@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pyhocon import ConfigFactory  # type: ignore[import-untyped]
+from pyhocon import ConfigFactory
 
 from components.render import RenderedFile
-from components.settings import StackFile
+from components.settings import StackFile, parse_settings
 from components.signaling_files import Layout
 from tests.conftest import UPSTREAM, render_stack, require_tool
 from tests.hocon_oracle import leaf_paths, reference_tree
@@ -175,8 +175,8 @@ def test_cloud_init_schema(stack: StackFile, tmp_path: Path) -> None:
         text=True,
         check=False,
     )
+    # the exit status is the verdict: the wording differs between cloud-init releases
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Valid cloud-config" in proc.stdout
 
 
 def test_shellcheck_bootstrap(tree: tuple[StackFile, Path, tuple[RenderedFile, ...]]) -> None:
@@ -311,3 +311,73 @@ def test_sysctl_accepts_the_file_and_it_covers_the_node_ports(
         assert low <= first <= last <= high
         reserved |= set(range(first, last + 1))
     assert set(plan.ports) <= reserved
+
+
+def test_every_node_count_passes_the_validators(world_tmp: Path) -> None:
+    """1 to 64 visitor nodes: every Lua file parses, the main prosody's config and the first
+    and last node's pass prosodyctl, nginx accepts the site with the rendered limits, the user
+    data passes cloud-init's schema and the bootstrap passes bash -n and shellcheck."""
+    luac, nginx = require_tool("luac5.4"), require_tool("nginx")
+    cloud_init, shellcheck = require_tool("cloud-init"), require_tool("shellcheck")
+    for count in range(1, 65):
+        settings = parse_settings(
+            {"cloud": "aws", "domain": "meet.example.org", "audience": 100 * count,
+             "tls": {"mode": "self-signed"}, "visitors": {"nodes": count}}
+        )  # fmt: skip
+        root = world_tmp / f"n{count}"
+        _, bundle = render_stack(settings, layout=Layout(root=str(root)))
+        materialise(root, bundle.files)
+        where = f"{count} nodes"
+        for f in lua_files(bundle.files):
+            # one file per call: Debian 12's luac 5.4.4 crashes on several
+            proc = subprocess.run([luac, "-p", f.path], capture_output=True, text=True, check=False)
+            assert proc.returncode == 0, f"{where}: {proc.stderr}"
+        etc = root / "etc" / "prosody"
+        (etc / "conf.d").mkdir()
+        (etc / "conf.d" / "meet.example.org.cfg.lua").symlink_to(
+            "../conf.avail/meet.example.org.cfg.lua"
+        )
+        subprocess.run(["chmod", "-R", "a+rX", str(root)], check=True)
+        for config in (etc / "prosody.cfg.lua", root / "etc/prosody-v1/prosody.cfg.lua",
+                       root / f"etc/prosody-v{count}/prosody.cfg.lua"):  # fmt: skip
+            check = _prosodyctl_check(config)
+            assert check.returncode == 0, f"{where}, {config}:\n{check.stdout}{check.stderr}"
+        assert _nginx_t(nginx, root, "meet.example.org").returncode == 0, where
+        user_data = root / "user-data.yaml"
+        user_data.write_text(bundle.user_data)
+        schema = [cloud_init, "schema", "--config-file", str(user_data)]
+        assert subprocess.run(schema, capture_output=True, check=False).returncode == 0, where
+        boot = str(root / "usr/local/sbin/jitsi-xxl-bootstrap")
+        subprocess.run(["bash", "-n", boot], check=True)
+        sc = subprocess.run(
+            [shellcheck, "--severity=style", boot], capture_output=True, check=False
+        )
+        assert sc.returncode == 0, f"{where}: {sc.stdout!r}"
+        shutil.rmtree(root)
+
+
+def _nginx_t(nginx: str, root: Path, domain: str) -> subprocess.CompletedProcess[str]:
+    """nginx -t of the rendered site under the rendered connection limits."""
+    tls = root / "etc" / "jitsi" / "xxl" / "tls"
+    if not (tls / f"{domain}.crt").exists():
+        self_signed(tls / f"{domain}.crt", tls / f"{domain}.key", domain)
+    rendered = (root / "etc" / "nginx" / "nginx.conf").read_text()
+    limit = {}
+    for key in ("worker_connections", "worker_rlimit_nofile"):
+        m = re.search(rf"{key} (\d+);", rendered)
+        assert m, f"nginx.conf sets no {key}"
+        limit[key] = m[1]
+    prefix = root / "nginx"
+    (prefix / "logs").mkdir(parents=True, exist_ok=True)
+    conf = prefix / "nginx.conf"
+    site = root / "etc" / "nginx" / "sites-available" / f"{domain}.conf"
+    conf.write_text(
+        f"pid {prefix}/nginx.pid;\nerror_log {prefix}/logs/error.log;\n"
+        f"worker_rlimit_nofile {limit['worker_rlimit_nofile']};\n"
+        f"events {{ worker_connections {limit['worker_connections']}; }}\n"
+        f"http {{\n  access_log off;\n  include {site};\n}}\n"
+    )
+    return subprocess.run(
+        [nginx, "-t", "-q", "-c", str(conf), "-p", str(prefix)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip

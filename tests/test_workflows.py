@@ -20,7 +20,8 @@ def load(path: Path) -> dict[Any, Any]:
     doc = yaml.safe_load(path.read_text())
     # YAML 1.1 reads the key `on` as True
     doc["on"] = doc.pop(True, doc.get("on"))
-    return doc
+    result: dict[Any, Any] = doc
+    return result
 
 
 def steps(doc: dict[Any, Any]) -> list[dict[str, Any]]:

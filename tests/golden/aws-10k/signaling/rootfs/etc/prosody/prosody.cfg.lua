@@ -9,6 +9,11 @@ log = {
 }
 plugin_paths = { "/usr/share/jitsi-meet/prosody-plugins/" }
 certificates = "certs"
+-- jicofo is an admin: mod_visitors then keeps its presence off the visitor nodes (their
+-- s2s_whitelist would refuse it), and it owns every room.
+admins = { "focus@auth.meet.example.org" }
+-- the listen backlog is a network setting; a top-level tcp_backlog is ignored
+network_settings = { tcp_backlog = 511 }
 
 modules_enabled = {
     "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "posix"; "limits";

@@ -10,7 +10,8 @@ log = {
 plugin_paths = { "/usr/share/jitsi-meet/prosody-plugins/" }
 admins = { "focus@auth.meet.jitsi" }
 network_backend = "epoll"
-tcp_backlog = 511
+-- the listen backlog is a network setting; a top-level tcp_backlog is ignored
+network_settings = { tcp_backlog = 511 }
 
 -- Every listener of a visitor node is on loopback: jicofo and nginx are on this VM.
 interfaces = { "127.0.0.1" }
@@ -47,7 +48,7 @@ s2sout_override = {
 -- STUN/TURN on this VM's coturn, with short-lived credentials from the shared secret
 external_service_secret = "@@TURN_SECRET@@"
 external_services = {
-    { type = "stun", host = "live.example.org", port = 3478 };
+    { type = "stun", host = "live.example.org", port = 3478, transport = "udp" };
     { type = "turn", host = "live.example.org", port = 3478, transport = "udp", secret = true, ttl = 86400, algorithm = "turn" };
     { type = "turns", host = "live.example.org", port = 5349, transport = "tcp", secret = true, ttl = 86400, algorithm = "turn" };
 }
@@ -73,6 +74,8 @@ VirtualHost "v3.meet.jitsi"
     modules_enabled = {
         "bosh"; "ping"; "external_services"; "smacks"; "jiconop"; "conference_duration";
         "features_identity";
+        -- the room of the session (polls_component finds a visitor's room through it)
+        "jitsi_session";
     }
     main_muc = "conference.v3.meet.jitsi"
 

@@ -8,7 +8,7 @@ component_admins_as_room_owners = true
 -- STUN/TURN on this VM's coturn, with short-lived credentials from the shared secret
 external_service_secret = "@@TURN_SECRET@@"
 external_services = {
-    { type = "stun", host = "trial.example.org", port = 3478 };
+    { type = "stun", host = "trial.example.org", port = 3478, transport = "udp" };
     { type = "turn", host = "trial.example.org", port = 3478, transport = "udp", secret = true, ttl = 86400, algorithm = "turn" };
     { type = "turns", host = "trial.example.org", port = 5349, transport = "tcp", secret = true, ttl = 86400, algorithm = "turn" };
 }
@@ -54,7 +54,8 @@ Component "conference.trial.example.org" "muc"
 Component "breakout.trial.example.org" "muc"
     restrict_room_creation = true
     storage = "memory"
-    modules_enabled = { "muc_hide_all"; "muc_meeting_id"; "muc_domain_mapper"; "muc_rate_limit"; "polls" }
+    -- no "polls": upstream removed that module; polls_component serves breakout rooms too
+    modules_enabled = { "muc_hide_all"; "muc_meeting_id"; "muc_domain_mapper"; "muc_rate_limit" }
     admins = { "focus@auth.trial.example.org" }
     muc_room_locking = false
     muc_room_default_public_jids = true

@@ -1,0 +1,277 @@
+"""Boot the signaling VM's exact user data in a Debian 13 container: the twin.
+
+What the twin changes against a cloud render are render options and the cloud around the VM,
+never the rendered output:
+- package sources (`Layout.packages`): no repository beyond the image's archive, which holds
+  Debian's packages and the stand-ins; prosody pinned to the version that archive has;
+- the certificate: Let's Encrypt cannot be reached, so a `letsencrypt` stack runs
+  self-signed (the bootstrap's own first step for it anyway);
+- the cloud: NoCloud seed files instead of the cloud's metadata service, the private network a
+  bridge in a network namespace, and nginx's port published on the host's 127.0.0.1.
+cloud-init in the container writes the archive and runs the bootstrap, as on the VM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from components.credentials import Credentials
+from components.package_sources import image_archive_only
+from components.planner import MAIN_C2S_PORT, Plan, plan
+from components.settings import Settings, TlsMode, TlsSettings
+from components.signaling_files import (
+    JITSI_PLUGINS,
+    SIGNALING_PACKAGES,
+    Layout,
+    SignalingBundle,
+    signaling_bundle,
+)
+from components.twin import container, image
+from components.twin.standin_packages import StandIn, standins
+from components.userdata import READY_REPORT, user_data_bytes
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+SHARED_UPSTREAM: Final = REPO_ROOT.parent / "shared" / "upstream" / "jitsi-meet"
+BOOT_TIMEOUT: Final = 900.0
+HTTPS_PORT: Final = 443
+HOW_TO_PROVIDE: Final = (
+    "Jitsi's prosody plugins are needed: install jitsi-meet-prosody, or put jitsi-meet's "
+    "resources/prosody-plugins/ and debian/control at ../shared/upstream/jitsi-meet/ "
+    "beside the checkout (or set XXL_JITSI_MEET to such a folder)"
+)
+
+
+class TwinError(Exception):
+    """The twin could not be built or booted; the message says which step and why."""
+
+
+@dataclass(frozen=True)
+class JitsiSource:
+    """Where Jitsi's real plugins and the real package's control file come from."""
+
+    plugins: Path
+    control: str
+    origin: str
+
+
+def jitsi_source() -> JitsiSource | None:
+    """`XXL_JITSI_MEET`, else an installed jitsi-meet-prosody, else ../shared/upstream."""
+    candidates = [Path(p) for p in [os.environ.get("XXL_JITSI_MEET", "")] if p]
+    candidates.append(SHARED_UPSTREAM)
+    for base in candidates:
+        plugins, control = base / "resources/prosody-plugins", base / "debian/control"
+        if plugins.is_dir() and control.is_file():
+            return JitsiSource(plugins, control.read_text(), str(base))
+    if Path(JITSI_PLUGINS).is_dir():
+        done = subprocess.run(
+            ["dpkg-query", "-W", "-f=Package: jitsi-meet-prosody\nDepends: ${Depends}\n",
+             "jitsi-meet-prosody"],
+            check=False, capture_output=True, text=True,
+        )  # fmt: skip
+        if done.returncode == 0:
+            return JitsiSource(Path(JITSI_PLUGINS), done.stdout, "installed jitsi-meet-prosody")
+    return None
+
+
+def twin_settings(settings: Settings) -> Settings:
+    """The stack's settings, with a self-signed certificate where Let's Encrypt was asked for."""
+    if settings.tls.mode is not TlsMode.letsencrypt:
+        return settings
+    return settings.model_copy(update={"tls": TlsSettings(mode=TlsMode.self_signed)})
+
+
+def archive_version(archive: Path, package: str) -> str:
+    """The version of `package` in the archive's Packages index."""
+    for stanza in (archive / "Packages").read_text().split("\n\n"):
+        if re.search(rf"^Package: {re.escape(package)}$", stanza, re.M):
+            m = re.search(r"^Version: (\S+)$", stanza, re.M)
+            if m:
+                return m[1]
+    raise TwinError(f"{package} is not in the twin's archive {archive}")
+
+
+def debian_packages(stand_ins: tuple[StandIn, ...]) -> tuple[str, ...]:
+    own = {p.name for p in stand_ins}
+    return tuple(p for p in SIGNALING_PACKAGES if p not in own)
+
+
+@dataclass
+class Twin:
+    """A booted twin: the rendered bundle, the container, and its ports on the host."""
+
+    settings: Settings
+    plan: Plan
+    creds: Credentials
+    bundle: SignalingBundle
+    root: Path
+    netns: Path
+    console: Path
+    archive: Path
+    ports: dict[str, int] = field(default_factory=dict)
+    box: container.Container | None = None
+    _boot: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    # -- inside the container -------------------------------------------------------------
+    def run(
+        self, *argv: str, timeout: float = 60, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        if self.box is None:
+            raise TwinError("the twin is not running")
+        return self.box.run(argv, timeout=timeout, check=check)
+
+    def path(self, absolute: str) -> Path:
+        """A file of the container, read from the host."""
+        return self.root / absolute.lstrip("/")
+
+    def ready_report(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.path(READY_REPORT).read_text())
+        return data
+
+    def rendered(self, absolute: str) -> str:
+        return next(f.content for f in self.bundle.files if f.path == absolute)
+
+    # -- boot -----------------------------------------------------------------------------
+    def boot(self, timeout: float = BOOT_TIMEOUT, wait_for: str = READY_REPORT) -> None:
+        """Boot the root (again) and wait until `wait_for` exists, or the boot failed."""
+        if self.box is not None:
+            raise TwinError("the twin is already running")
+        name = self.netns.name
+        binds = [(self.archive, image.ARCHIVE_MOUNT)]
+        self.box = self._boot.enter_context(
+            container.booted(name, self.root, self.netns, binds, self.console)
+        )
+        self._wait(self.path(wait_for), time.monotonic() + timeout)
+
+    def shutdown(self) -> None:
+        """An orderly poweroff of the container; the root stays for another boot."""
+        self._boot.close()
+        self.box = None
+
+    def _wait(self, target: Path, deadline: float) -> None:
+        result = self.path("/var/lib/cloud/data/result.json")
+        while time.monotonic() < deadline:
+            if target.exists():
+                return
+            if self.box is None or not self.box.alive():
+                raise TwinError("the container stopped while booting:\n" + self._tail())
+            if result.exists() and json.loads(result.read_text()).get("v1", {}).get("errors"):
+                raise TwinError("cloud-init reported errors:\n" + self._tail())
+            time.sleep(1)
+        raise TwinError(f"{target} did not appear within the boot timeout:\n" + self._tail())
+
+    def _tail(self, lines: int = 40) -> str:
+        log = self.path("/var/log/cloud-init-output.log")
+        text = log.read_text(errors="replace") if log.exists() else "(no cloud-init output yet)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def prepare_images(
+    settings: Settings, jitsi: JitsiSource
+) -> tuple[Path, Path, tuple[StandIn, ...]]:
+    """The cached root and archive for `settings` (built on first use)."""
+    try:
+        root = image.base_root()
+        stand_ins = standins(settings.release, jitsi.plugins, jitsi.control)
+        archive = image.archive(root, debian_packages(stand_ins), stand_ins)
+    except image.ImageError as exc:
+        raise TwinError(str(exc)) from None
+    return root, archive, stand_ins
+
+
+@contextlib.contextmanager
+def running(
+    settings: Settings, *, https_port: int = 0, keep: Path | None = None, boot: bool = True
+) -> Iterator[Twin]:
+    """Boot the twin of `settings`' signaling VM; everything is undone on exit.
+
+    `https_port` 0 picks a free port on 127.0.0.1 for nginx. `keep` (a folder) keeps the
+    container's console and logs there after the run.
+    """
+    jitsi = jitsi_source()
+    if jitsi is None:
+        raise TwinError(HOW_TO_PROVIDE)
+    settings = twin_settings(settings)
+    base, archive, _ = prepare_images(settings, jitsi)
+    the_plan = plan(settings)
+    creds = Credentials.throwaway()
+    layout = Layout(packages=image_archive_only(archive_version(archive, "prosody")))
+    bundle = signaling_bundle(settings, the_plan, creds, None, layout)
+    runs = image.cache_dir() / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        scratch = Path(tempfile.mkdtemp(prefix="twin-", dir=runs))
+        stack.callback(shutil.rmtree, scratch, True)
+        if keep is not None:
+            stack.callback(_keep_logs, scratch, keep)
+        root = stack.enter_context(image.overlay(base, scratch))
+        _seed(root, user_data_bytes(bundle.user_data, settings.cloud), scratch.name)
+        name = container.run_id()
+        net = stack.enter_context(container.lan(name))
+        prefix = int(settings.network.cidr.split("/")[1])
+        private_ip = the_plan.network.signaling_private_ip
+        netns = stack.enter_context(container.host_netns(net, "sig", private_ip, prefix))
+        twin = Twin(
+            settings=settings, plan=the_plan, creds=creds, bundle=bundle, root=root,
+            netns=netns, console=scratch / "console.log", archive=archive,
+        )  # fmt: skip
+        stack.callback(twin.shutdown)
+        https = stack.enter_context(
+            container.published(netns, ("127.0.0.1", HTTPS_PORT), https_port)
+        )
+        c2s = stack.enter_context(container.published(netns, (private_ip, MAIN_C2S_PORT)))
+        twin.ports = {"https": https.port, "c2s": c2s.port}
+        if boot:
+            twin.boot()
+        yield twin
+
+
+def _seed(root: Path, user_data: bytes, instance: str) -> None:
+    """cloud-init's NoCloud seed: the exact user data, and the instance's meta-data."""
+    seed = root / "var/lib/cloud/seed/nocloud"
+    seed.mkdir(parents=True, exist_ok=True)
+    (seed / "user-data").write_bytes(user_data)
+    (seed / "meta-data").write_text(f"instance-id: {instance}\nlocal-hostname: signaling\n")
+    for p in seed.iterdir():
+        p.chmod(0o600)
+
+
+def _keep_logs(scratch: Path, keep: Path) -> None:
+    keep.mkdir(parents=True, exist_ok=True)
+    upper = scratch / "upper"
+    for rel in ("var/log", "var/lib/jitsi-xxl/ready.json"):
+        src = upper / rel
+        if src.is_dir():
+            shutil.copytree(src, keep / rel, dirs_exist_ok=True, symlinks=True)
+        elif src.is_file():
+            (keep / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, keep / rel)
+    if (scratch / "console.log").exists():
+        shutil.copy2(scratch / "console.log", keep / "console.log")
+
+
+def how_to_connect(twin: Twin) -> str:
+    """What `xxl up-local` prints once the twin is ready."""
+    domain, https = twin.settings.domain, twin.ports["https"]
+    nodes = ", ".join(n.name for n in twin.plan.nodes)
+    return (
+        f"the twin of {domain} is ready ({len(twin.plan.nodes)} visitor nodes: {nodes})\n"
+        f"  web and XMPP over WebSocket: https://127.0.0.1:{https}/ "
+        f"(Host {domain}, self-signed)\n"
+        f"    curl -k --resolve {domain}:{https}:127.0.0.1 https://{domain}:{https}/\n"
+        f"    wss://{domain}:{https}/xmpp-websocket?room=ROOM   (add &vnode=v1 for a node)\n"
+        f"  c2s of the main prosody (as the bridges reach it): 127.0.0.1:{twin.ports['c2s']}\n"
+        f"  inside: nsenter -t {twin.box.leader if twin.box else '?'} -a  "
+        f"(journalctl, systemctl, /var/log/cloud-init-output.log)\n"
+        "Ctrl-C stops the container and removes its mounts and network namespaces.\n"
+    )
