@@ -17,6 +17,8 @@ import asyncio
 import json
 import os
 import re
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -293,3 +295,62 @@ def wait_active(twin: rig.Twin, units: list[str], timeout: float = 120) -> None:
 def checksums(twin: rig.Twin, paths: list[str]) -> dict[str, str]:
     done = twin.run("sha256sum", *paths, check=True)
     return {line.split()[1]: line.split()[0] for line in done.stdout.splitlines()}
+
+
+def test_up_local_boots_prints_how_to_connect_and_leaves_nothing_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    """`xxl up-local` as an operator runs it: boot, how to connect, Ctrl-C, nothing left."""
+    require_twin()
+    xxl = ROOT / ".venv" / "bin" / "xxl"
+    stack = ROOT / "stacks" / "Pulumi.trial.yaml"
+    out = tmp_path / "up-local.out"
+    with out.open("w") as sink:
+        proc = subprocess.Popen(
+            [str(xxl), "up-local", "--stack", str(stack)], stdout=sink, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + rig.BOOT_TIMEOUT
+        while "Ctrl-C stops" not in out.read_text():
+            assert proc.poll() is None, out.read_text()
+            assert time.monotonic() < deadline, out.read_text()
+            time.sleep(1)
+        assert re.search(r"https://127\.0\.0\.1:\d+/", out.read_text()), out.read_text()
+        # what this run made: namespaces named after its process, one container
+        ours = [n for n in netns_names() if n.startswith(f"xxl{proc.pid % 100000}")]
+        assert ours, "the twin runs in no network namespace of its own"
+        nspawn = [p for p in children(proc.pid) if "systemd-nspawn" in cmdline(p)]
+        assert len(nspawn) == 1, nspawn
+        root = re.search(r"--directory=(\S+)", cmdline(nspawn[0]))
+        assert root, cmdline(nspawn[0])
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(120) == 0, out.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "no container, mount or network namespace left" in out.read_text()
+    assert not set(ours) & set(netns_names())
+    assert root[1] not in Path("/proc/mounts").read_text()
+    assert not Path(f"/proc/{nspawn[0]}").exists()
+
+
+def netns_names() -> list[str]:
+    netns = Path("/run/netns")
+    return sorted(p.name for p in netns.iterdir()) if netns.is_dir() else []
+
+
+def children(pid: int) -> list[int]:
+    """Every descendant of `pid`."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            kids = [int(k) for k in (task / "children").read_text().split()]
+            out += kids
+            todo += kids
+    return out
+
+
+def cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")

@@ -216,6 +216,7 @@ class Forwarder:
     def _serve(self) -> None:
         _enter_netns(self.netns)
         loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)  # this thread's own loop, also for the clean-up below
         self._loop = loop
 
         async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
