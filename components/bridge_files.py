@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from components.credentials import Credentials
-from components.planner import JVB_WEBSOCKET_PORT, Plan
+from components.planner import Plan
+from components.ports import JVB_MEDIA_PORT, JVB_PRIVATE_PORT, JVB_WEBSOCKET_PORT
 from components.render import FileSpec, RenderedFile, render, render_specs
 from components.settings import Cloud, Settings
 from components.signaling_files import names
@@ -23,7 +24,6 @@ AGENT_PATH: Final = "/usr/local/lib/jitsi-xxl/bridge_agent.py"
 AGENT_CONFIG: Final = "/etc/jitsi/xxl/agent.json"
 AGENT_COMMAND: Final = f"/usr/bin/python3 {AGENT_PATH} --config {AGENT_CONFIG}"
 IDENTITY_FILE: Final = "/etc/jitsi/videobridge/xxl-identity.conf"
-JVB_PRIVATE_PORT: Final = 8080
 METADATA_URL: Final = "http://169.254.169.254"
 # The CloudWatch metric the pool scales on (the Auto Scaling group is its dimension).
 STRESS_NAMESPACE: Final = "JitsiXXL"
@@ -99,6 +99,7 @@ def context(settings: Settings, plan: Plan, creds: Credentials) -> dict[str, Any
         "cloud": settings.cloud.value,
         "signaling_private_ip": plan.network.signaling_private_ip,
         "jvb_websocket_port": JVB_WEBSOCKET_PORT,
+        "jvb_media_port": JVB_MEDIA_PORT,
         "websockets": settings.bridges.websockets,
         "graceful_shutdown_max_minutes": settings.bridges.graceful_shutdown_max_minutes,
         "drain_stop_timeout": settings.bridges.graceful_shutdown_max_minutes * 60

@@ -11,12 +11,16 @@ from dataclasses import dataclass
 from enum import StrEnum, unique
 from typing import Final
 
-from components.planner import JVB_WEBSOCKET_PORT, MAIN_C2S_PORT
+from components.ports import (
+    JVB_MEDIA_PORT,
+    JVB_WEBSOCKET_PORT,
+    MAIN_C2S_PORT,
+    TURN_PORT,
+    TURNS_PORT,
+)
 from components.settings import Cloud, Settings
-from components.signaling_files import TURN_PORT, TURNS_PORT
 
 ANYWHERE: Final = ("0.0.0.0/0", "::/0")
-JVB_MEDIA_PORT: Final = 10000
 
 
 @unique

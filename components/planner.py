@@ -15,24 +15,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Final
 
+from components.ports import node_ports
 from components.settings import PROJECT, VISITOR_DOMAIN_SUFFIX, Cloud, Settings
 
 MAX_NODES: Final = 64
-C2S_BASE: Final = 52220
-S2S_BASE: Final = 52690
-HTTP_BASE: Final = 52800
-
-MAIN_C2S_PORT: Final = 5222
-MAIN_S2S_PORT: Final = 5269
-MAIN_HTTP_PORT: Final = 5280
-JICOFO_REST_PORT: Final = 8888
-JVB_WEBSOCKET_PORT: Final = 9090
-
-# Ports that something else on the signaling VM or a bridge already uses, or that clients
-# expect: no visitor node may take one.
-STANDARD_PORTS: Final = frozenset(
-    {22, 53, 80, 443, 3478, 5222, 5269, 5280, 5281, 5347, 5349, 8080, 8888, 9090, 10000}
-)
 
 # Plan a node to be at most two-thirds full at the expected audience: jicofo picks a
 # random unused node once one reaches its soft limit, and the viewers of a node that
@@ -99,15 +85,16 @@ def visitor_node(index: int) -> VisitorNode:
         raise ValueError(f"visitor node index must be 1..{MAX_NODES}, got {index}")
     name = f"v{index}"
     domain = f"{name}.{VISITOR_DOMAIN_SUFFIX}"
+    c2s, s2s, http = node_ports(index)
     return VisitorNode(
         index=index,
         name=name,
         domain=domain,
         muc=f"conference.{domain}",
         polls=f"polls.{domain}",
-        c2s_port=C2S_BASE + index,
-        s2s_port=S2S_BASE + index,
-        http_port=HTTP_BASE + index,
+        c2s_port=c2s,
+        s2s_port=s2s,
+        http_port=http,
     )
 
 

@@ -12,16 +12,16 @@ from typing import Any, Final
 
 from components.credentials import Credentials, TlsMaterial
 from components.package_sources import UPSTREAM, PackageSources
-from components.planner import (
+from components.planner import Plan, VisitorNode, colibri_ws_route, reserved_port_ranges
+from components.ports import (
+    HTTPS_PORT,
     JICOFO_REST_PORT,
     JVB_WEBSOCKET_PORT,
     MAIN_C2S_PORT,
     MAIN_HTTP_PORT,
     MAIN_S2S_PORT,
-    Plan,
-    VisitorNode,
-    colibri_ws_route,
-    reserved_port_ranges,
+    TURN_PORT,
+    TURNS_PORT,
 )
 from components.render import FileSpec, RenderedFile, render, render_specs
 from components.settings import VISITOR_DOMAIN_SUFFIX, Promotion, Settings, TlsMode
@@ -30,8 +30,6 @@ from components.userdata import VmBundle, vm_bundle
 LOOPBACK: Final = "127.0.0.1"
 # Where jitsi-meet-prosody installs Jitsi's prosody modules.
 JITSI_PLUGINS: Final = "/usr/share/jitsi-meet/prosody-plugins/"
-TURN_PORT: Final = 3478
-TURNS_PORT: Final = 5349
 # What the bootstrap installs (certbot too, with Let's Encrypt). lua-unbound: prosody's
 # resolver; without it prosody warns and falls back to a blocking one.
 SIGNALING_PACKAGES: Final = (
@@ -123,7 +121,7 @@ def readiness_checks(plan: Plan) -> list[dict[str, str]]:
         checks.append({"name": f"prosody-{n.name}-http", "target": f"tcp:{LOOPBACK}:{n.http_port}"})
     checks += [
         {"name": "jicofo", "target": f"http://{LOOPBACK}:{JICOFO_REST_PORT}/about/health"},
-        {"name": "nginx-https", "target": f"tcp:{LOOPBACK}:443"},
+        {"name": "nginx-https", "target": f"tcp:{LOOPBACK}:{HTTPS_PORT}"},
         {"name": "coturn", "target": f"tcp:{LOOPBACK}:{TURN_PORT}"},
     ]
     return checks

@@ -14,7 +14,16 @@ from components.settings import Settings, StackFile, load_stack_file
 from components.signaling_files import Layout, SignalingBundle, signaling_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
-STACKS = sorted((ROOT / "stacks").glob("Pulumi.*.yaml"))
+# The example stacks only: event stacks (`xxl event create`) are the operator's, git-ignored,
+# and never become test cases or golden files.
+EVENT_PREFIX = "Pulumi.event-"
+
+
+def example_stacks(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("Pulumi.*.yaml") if not p.name.startswith(EVENT_PREFIX))
+
+
+STACKS = example_stacks(ROOT / "stacks")
 UPSTREAM = ROOT.parent / "shared" / "upstream"
 
 

@@ -38,14 +38,9 @@ from components.bridge_files import IDENTITY_FILE, agent_config, bridge_bundle
 from components.credentials import Credentials
 from components.planner import bridge_server_id, colibri_ws_route, plan
 from components.settings import StackFile, parse_settings
-from tests.conftest import UPSTREAM, require_tool
-from tests.hocon_oracle import leaf_paths, reference_tree
+from tests.conftest import require_tool
+from tests.hocon_oracle import known_keys, leaf_paths
 
-JVB_REFERENCE = (
-    "jitsi-videobridge/jvb.reference.conf",
-    "jitsi-videobridge/jitsi-media-transform.reference.conf",
-    "jitsi-videobridge/ice4j.reference.conf",
-)
 # reference.conf leaves `apis.xmpp-client.configs.<id>` to MucClientConfiguration; these are
 # the keys the videobridge's Debian package writes there (jitsi-visitors.md, section 7.1).
 MUC_CLIENT_KEYS = {
@@ -78,7 +73,7 @@ def parsed_jvb(stack: StackFile, identity: agent.Identity, tmp_path: Path) -> An
 def test_every_jvb_key_exists_upstream(
     stack: StackFile, identity: agent.Identity, tmp_path: Path
 ) -> None:
-    reference = leaf_paths(reference_tree(*JVB_REFERENCE))
+    reference = known_keys("videobridge")
     conf = parsed_jvb(stack, identity, tmp_path)
     ours = leaf_paths(conf)
     prefix = "videobridge.apis.xmpp-client.configs.xxl."
@@ -524,8 +519,3 @@ def test_run_survives_a_failing_cloud(stand_ins: list[StandIn]) -> None:
         agent.run(agent.Jvb(jvb.url), cloud, cfg, clock=clock, sleep=clock.sleep, rounds=5)
         == "stopped"
     )
-
-
-def test_upstream_reference_files_are_there() -> None:
-    for name in JVB_REFERENCE:
-        assert (UPSTREAM / name).is_file(), name

@@ -14,7 +14,6 @@ from pyhocon import ConfigFactory
 from components.credentials import Credentials
 from components.planner import (
     MAX_NODES,
-    STANDARD_PORTS,
     bridge_pool,
     bridge_server_id,
     bridges_needed,
@@ -26,6 +25,7 @@ from components.planner import (
     visitor_nodes,
     visitors_per_node,
 )
+from components.ports import STANDARD_PORTS
 from components.settings import ConfigError, parse_settings
 from components.signaling_files import jicofo_visitors, rootfs_files, vnode_s2s_names
 

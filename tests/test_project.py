@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from fnmatch import fnmatch
+from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel
 
 from components.settings import PROJECT, SECRET_KEYS, Settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, example_stacks
 
 
 def project() -> dict[str, Any]:
@@ -79,3 +81,13 @@ def test_declarations_use_only_what_the_project_schema_allows() -> None:
             assert decl["type"] in {"string", "integer", "boolean", "array"}, key
             if decl["type"] == "array":
                 assert decl["items"]["type"] == "string", key
+
+
+def test_event_stacks_are_not_examples(tmp_path: Path) -> None:
+    for name in ("Pulumi.trial.yaml", "Pulumi.event-summit.yaml"):
+        (tmp_path / name).write_text("config: {}\n")
+    assert [p.name for p in example_stacks(tmp_path)] == ["Pulumi.trial.yaml"]
+    patterns = (ROOT / ".gitignore").read_text().splitlines()
+    assert any(fnmatch("stacks/Pulumi.event-summit.yaml", p) for p in patterns), (
+        "event stacks must be git-ignored"
+    )

@@ -28,7 +28,8 @@ from typing import Any, Final
 
 from components.credentials import Credentials
 from components.package_sources import image_archive_only
-from components.planner import MAIN_C2S_PORT, Plan, plan
+from components.planner import Plan, plan
+from components.ports import HTTPS_PORT, MAIN_C2S_PORT
 from components.settings import Settings, TlsMode, TlsSettings
 from components.signaling_files import (
     JITSI_PLUGINS,
@@ -44,7 +45,6 @@ from components.userdata import READY_REPORT, user_data_bytes
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 SHARED_UPSTREAM: Final = REPO_ROOT.parent / "shared" / "upstream" / "jitsi-meet"
 BOOT_TIMEOUT: Final = 900.0
-HTTPS_PORT: Final = 443
 HOW_TO_PROVIDE: Final = (
     "Jitsi's prosody plugins are needed: install jitsi-meet-prosody, or put jitsi-meet's "
     "resources/prosody-plugins/ and debian/control at ../shared/upstream/jitsi-meet/ "

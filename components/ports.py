@@ -1,0 +1,45 @@
+"""Every port of the deployment, in one place: the VMs' listeners and what the firewalls open.
+
+Visitor node N listens on base + N (c2s 52220+N, s2s 52690+N, http 52800+N): equal to
+upstream's 5222N/5269N/5280N for N <= 9 and still distinct from N = 10 on, where upstream's
+string concatenation breaks.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# The main prosody.
+MAIN_C2S_PORT: Final = 5222
+MAIN_S2S_PORT: Final = 5269
+MAIN_HTTP_PORT: Final = 5280
+# Visitor nodes: base + node index.
+NODE_C2S_BASE: Final = 52220
+NODE_S2S_BASE: Final = 52690
+NODE_HTTP_BASE: Final = 52800
+# jicofo's REST API (health), on loopback.
+JICOFO_REST_PORT: Final = 8888
+# nginx.
+HTTP_PORT: Final = 80
+HTTPS_PORT: Final = 443
+# coturn.
+TURN_PORT: Final = 3478
+TURNS_PORT: Final = 5349
+# The videobridge: media (ICE/RTP and relays), colibri WebSockets, REST API on loopback.
+JVB_MEDIA_PORT: Final = 10000
+JVB_WEBSOCKET_PORT: Final = 9090
+JVB_PRIVATE_PORT: Final = 8080
+
+
+def node_ports(index: int) -> tuple[int, int, int]:
+    """(c2s, s2s, http) of visitor node `index` (1-based)."""
+    return NODE_C2S_BASE + index, NODE_S2S_BASE + index, NODE_HTTP_BASE + index
+
+
+# Ports that something else on the signaling VM or a bridge already uses, or that clients
+# expect: no visitor node may take one.
+STANDARD_PORTS: Final = frozenset(
+    {22, 53, HTTP_PORT, HTTPS_PORT, TURN_PORT, MAIN_C2S_PORT, MAIN_S2S_PORT, MAIN_HTTP_PORT,
+     5281, 5347, TURNS_PORT, JVB_PRIVATE_PORT, JICOFO_REST_PORT, JVB_WEBSOCKET_PORT,
+     JVB_MEDIA_PORT}
+)  # fmt: skip
