@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import base64
-import gzip
 import json
 from collections import Counter
 from typing import Any, Final
 
 from components.offline import OfflineRun, Registered
 from components.outputs import ALL_OUTPUTS
+from components.userdata import user_data_from_aws_base64
 
 MASK: Final = "[secret]"
 
@@ -59,11 +58,7 @@ def user_data(run: OfflineRun) -> tuple[str, str]:
         # AWS gets the text gzip-compressed and base64-encoded
         instance = by_type["aws:ec2/instance:Instance"].inputs["userDataBase64"]
         template = by_type["aws:ec2/launchTemplate:LaunchTemplate"].inputs["userData"]
-
-        def text(encoded: str) -> str:
-            return gzip.decompress(base64.b64decode(encoded)).decode()
-
-        return text(instance), text(template)
+        return user_data_from_aws_base64(instance), user_data_from_aws_base64(template)
     servers = [r for r in run.resources if r.type == "hcloud:index/server:Server"]
     signaling = next(r for r in servers if r.name.endswith("-signaling-vm"))
     bridge = next(r for r in servers if r is not signaling)

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-
 from components import naming
 from components.bridge_files import STRESS_METRIC, STRESS_NAMESPACE
 from components.deployment import Deployed, Deployment
 from components.firewall import bridge_rules, signaling_rules
 from components.jvb_pool_aws import AwsBridgePool, AwsBridgePoolArgs, EventWindow
 from components.network_aws import AwsNetwork, AwsNetworkArgs
-from components.settings import Cloud
 from components.signaling_aws import AwsSignaling, AwsSignalingArgs
-from components.userdata import user_data_bytes
-
-
-def _base64_gzip(text: str) -> str:
-    """AWS caps raw user data at 16 KB: it gets the cloud-config gzip-compressed."""
-    return base64.b64encode(user_data_bytes(text, Cloud.aws)).decode()
+from components.userdata import aws_user_data_base64
 
 
 def deploy_aws(d: Deployment) -> Deployed:
@@ -41,7 +33,7 @@ def deploy_aws(d: Deployment) -> Deployed:
             subnet_id=network.subnet_ids[0],
             private_ip=d.plan.network.signaling_private_ip,
             security_group_id=network.signaling_group_id,
-            user_data_base64=d.signaling_user_data.apply(_base64_gzip),
+            user_data_base64=d.signaling_user_data.apply(aws_user_data_base64),
             tags=naming.tags(d.stack, "signaling"),
             ami=s.aws.ami,
             dns=d.dns,
@@ -53,7 +45,7 @@ def deploy_aws(d: Deployment) -> Deployed:
             instance_type=s.bridge_type(),
             subnet_ids=network.subnet_ids,
             security_group_id=network.bridge_group_id,
-            user_data_base64=d.bridge_user_data.apply(_base64_gzip),
+            user_data_base64=d.bridge_user_data.apply(aws_user_data_base64),
             min_size=pool.min,
             desired=pool.desired,
             max_size=pool.max,

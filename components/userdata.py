@@ -120,6 +120,16 @@ def user_data_bytes(user_data: str, cloud: Cloud) -> bytes:
     return gzip_bytes(text) if cloud is Cloud.aws else text
 
 
+def aws_user_data_base64(user_data: str) -> str:
+    """What the AWS provider takes (`user_data_base64`, a launch template's `user_data`)."""
+    return base64.b64encode(user_data_bytes(user_data, Cloud.aws)).decode()
+
+
+def user_data_from_aws_base64(encoded: str) -> str:
+    """The cloud-config text back from `aws_user_data_base64`."""
+    return gzip.decompress(base64.b64decode(encoded)).decode()
+
+
 def check_caps(user_data: str, clouds: Iterable[Cloud] = tuple(Cloud)) -> dict[Cloud, int]:
     """Sizes sent per cloud; raises UserDataTooLargeError, saying by how much, if one is over."""
     sizes = {cloud: len(user_data_bytes(user_data, cloud)) for cloud in clouds}
