@@ -22,7 +22,7 @@ from components.outputs import (
 from components.planner import plan
 from components.pricing import estimate
 from components.settings import Cloud
-from components.signaling_files import jicofo_visitors, s2s_snippet, signaling_bundle
+from components.signaling_files import s2s_snippet, signaling_bundle
 from components.stack_config import load_settings, tls_material
 from components.stack_secrets import StackSecrets, StackSecretsArgs
 
@@ -31,9 +31,11 @@ settings = load_settings()
 the_plan = plan(settings)
 prefix = naming.resource_prefix(stack)
 creds = StackSecrets(f"{prefix}-secrets", StackSecretsArgs()).credentials
-signaling_user_data = pulumi.Output.all(creds, tls_material(settings)).apply(
-    lambda ct: signaling_bundle(settings, the_plan, ct[0], ct[1]).user_data
+# rendered once: the user data and the jicofo output come from the same bundle
+signaling = pulumi.Output.all(creds, tls_material(settings)).apply(
+    lambda ct: signaling_bundle(settings, the_plan, ct[0], ct[1])
 )
+signaling_user_data = signaling.apply(lambda b: b.user_data)
 bridge_user_data = creds.apply(lambda c: bridge_bundle(settings, the_plan, c).user_data)
 dns = settings.dns
 deployment = Deployment(
@@ -68,7 +70,7 @@ pulumi.export(OUTPUT_SIGNALING_PRIVATE_IP, deployed.private_ip)
 pulumi.export(OUTPUT_S2S_CONFIG, s2s_snippet(settings, the_plan))
 pulumi.export(
     OUTPUT_JICOFO_VISITORS_CONFIG,
-    pulumi.Output.secret(creds.apply(lambda c: jicofo_visitors(settings, the_plan, c))),
+    pulumi.Output.secret(signaling.apply(lambda b: b.jicofo_visitors_config)),
 )
 pulumi.export(
     OUTPUT_BRIDGE_POOL,
