@@ -2,18 +2,22 @@
 
 `xxl plan` and the tests both use this: the program (`__main__.py`) runs under the SDK's
 mocks, which stand in for the engine and the providers. Every resource the program
-registers is recorded with its inputs and options; the providers' computed outputs (ids,
-addresses, names) are filled with documentation addresses (RFC 5737) and counters; an
-invoke that is not answered here fails loudly instead of returning nothing.
+registers is recorded with its URN, id, inputs, parent and dependencies, so that tests can
+follow the wiring (an id found in an input names exactly one resource); the providers'
+computed outputs (ids, addresses, names) are filled with documentation addresses
+(RFC 5737) and ids derived from type and name; an invoke that is not answered here fails
+loudly instead of returning nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import runpy
+import threading
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -30,7 +34,12 @@ ZONES: Final = ("zone-a", "zone-b", "zone-c")
 
 @dataclass
 class Registered:
-    """One resource the program registered."""
+    """One resource the program registered.
+
+    `parent` and `dependencies` are URNs. `dependencies` is what the engine would order
+    the resource after: `depends_on` (a component there stands for its resources) and every
+    resource whose output feeds an input; `property_dependencies` is the latter by input.
+    """
 
     type: str
     name: str
@@ -38,6 +47,10 @@ class Registered:
     ignore_changes: list[str] = field(default_factory=list)
     parent: str = ""
     secret_inputs: frozenset[str] = frozenset()
+    id: str = ""
+    urn: str = ""
+    dependencies: frozenset[str] = frozenset()
+    property_dependencies: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 class OfflineMocks(pulumi.runtime.Mocks):
@@ -47,15 +60,40 @@ class OfflineMocks(pulumi.runtime.Mocks):
     def __init__(self, region: str = "eu-central-1") -> None:
         self.resources: list[Registered] = []
         self.region = region
+        self._ids: dict[str, tuple[str, str]] = {}
+        self._lock = threading.Lock()
+        # the monitor completes each record (URN, parent, dependencies) on the thread that
+        # registered it: the record made last on that thread
+        self._last = threading.local()
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        number = 1000 + len(self.resources)
         secret = frozenset(k for k, v in args.inputs.items() if _secret_value(v) is not None)
         inputs = {k: _unwrap(v) for k, v in args.inputs.items()}
-        self.resources.append(Registered(args.typ, args.name, inputs, secret_inputs=secret))
+        with self._lock:
+            id_ = self._new_id(args.typ, args.name)
+            registered = Registered(args.typ, args.name, inputs, secret_inputs=secret, id=id_)
+            self.resources.append(registered)
+        self._last.record = registered
         outputs = dict(args.inputs)
-        outputs.update(_computed(args.typ, args.name, number, self.region, outputs))
-        return str(number), outputs
+        outputs.update(_computed(args.typ, args.name, int(id_), self.region, outputs))
+        return id_, outputs
+
+    def _new_id(self, typ: str, name: str) -> str:
+        """A number from type and name (the same plan, the same ids; Hetzner's ids are
+        integers), never one already given to another resource."""
+        digest = int.from_bytes(hashlib.sha256(f"{typ}::{name}".encode()).digest()[:8], "big")
+        # twelve digits: distinct from any port, size or count, and exact as a float
+        number = 10**11 + digest % (9 * 10**11)
+        while self._ids.get(str(number), (typ, name)) != (typ, name):
+            number += 1
+        self._ids[str(number)] = (typ, name)
+        return str(number)
+
+    def take_last(self) -> Registered | None:
+        """The record `new_resource` made last on this thread, once."""
+        record: Registered | None = getattr(self._last, "record", None)
+        self._last.record = None
+        return record
 
     # The SDK accepts a plain dict here (its annotation says tuple, and a (dict, None) tuple
     # fails inside the SDK): hence the ignore.
@@ -95,21 +133,69 @@ def _computed(  # noqa: PLR0911 - one answer per resource type
 
 
 class RecordingMonitor(MockMonitor):
-    """The SDK's mock monitor, also keeping what Mocks do not see: options and parents."""
+    """The SDK's mock monitor, also keeping what Mocks do not see: the URN, options, the
+    parent and the dependencies of each registration."""
 
     def __init__(self, mocks: OfflineMocks) -> None:
         super().__init__(mocks)
         self.offline = mocks
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
+        self.offline.take_last()
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
-        # registrations may come from several threads: find this one by type and name
-        for registered in reversed(self.offline.resources):
-            if (registered.type, registered.name) == (request.type, request.name):
-                registered.ignore_changes = list(request.ignoreChanges)
-                registered.parent = request.parent
-                break
+        # registrations come from several threads; the mocks ran on this one
+        registered = self.offline.take_last()
+        if registered is not None:
+            registered.urn = response.urn
+            registered.ignore_changes = list(request.ignoreChanges)
+            registered.parent = request.parent
+            registered.dependencies = frozenset(request.dependencies)
+            registered.property_dependencies = {
+                key: frozenset(deps.urns) for key, deps in request.propertyDependencies.items()
+            }
         return response
+
+
+class Wiring:
+    """The recorded resources indexed for following references: by URN and by id."""
+
+    def __init__(self, resources: list[Registered]) -> None:
+        self.resources = resources
+        self.by_urn = {r.urn: r for r in resources if r.urn}
+        self.by_id = {r.id: r for r in resources if r.id}
+
+    def resolve(self, value: Any) -> Registered | None:
+        """The resource whose id `value` is (a Hetzner id arrives as a number), or None."""
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, int | str):
+            return self.by_id.get(str(value))
+        return None
+
+    def references(self, r: Registered, key: str) -> list[Registered]:
+        """The resources whose ids appear anywhere in input `key` of `r`, in order."""
+        return [x for v in _leaves(r.inputs.get(key)) if (x := self.resolve(v)) is not None]
+
+    def parent(self, r: Registered) -> Registered | None:
+        return self.by_urn.get(r.parent)
+
+    def dependencies(self, r: Registered, key: str | None = None) -> list[Registered]:
+        """What `r` depends on (of input `key` only, if given); the stack is not recorded."""
+        urns = r.dependencies if key is None else r.property_dependencies.get(key, frozenset())
+        return [self.by_urn[u] for u in sorted(urns) if u in self.by_urn]
+
+
+def _leaves(value: Any) -> Iterator[Any]:
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _leaves(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _leaves(v)
+    elif value is not None:
+        yield value
 
 
 # How the SDK marks a secret on the wire (pulumi/sdk/python/lib/pulumi/runtime/rpc.py).

@@ -21,7 +21,14 @@ import yaml
 from components.bridge_files import bridge_bundle
 from components.credentials import Credentials
 from components.firewall import ANYWHERE
-from components.offline import OfflineMocks, OfflineRun, Registered, run_program, stack_config
+from components.offline import (
+    OfflineMocks,
+    OfflineRun,
+    Registered,
+    Wiring,
+    run_program,
+    stack_config,
+)
 from components.outputs import ALL_OUTPUTS, SECRET_OUTPUTS
 from components.planner import plan
 from components.settings import load_stack_file
@@ -117,21 +124,28 @@ def test_every_child_is_parented(name: str) -> None:
 
 
 def _aws_rules(r: OfflineRun, role: str) -> set[tuple[Any, ...]]:
-    groups = {
-        g.name.rsplit("-", 1)[-1]: g for g in of_type(r, "aws:ec2/securityGroup:SecurityGroup")
-    }
-    assert set(groups) == {"signaling", "bridges"}
-    rules = of_type(r, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    """The ingress rules of the signaling VM's or the bridges' security group. The groups
+    are the ones the instance and the launch template use, and a rule's group and source
+    are found by id, never from a name."""
+    w = Wiring(r.resources)
+    (instance,) = of_type(r, "aws:ec2/instance:Instance")
+    (template,) = of_type(r, "aws:ec2/launchTemplate:LaunchTemplate")
+    (signaling,) = w.references(instance, "vpcSecurityGroupIds")
+    (bridges,) = w.references(template, "vpcSecurityGroupIds")
+    groups = {"signaling": signaling, "bridges": bridges}
+    assert {g.type for g in groups.values()} == {"aws:ec2/securityGroup:SecurityGroup"}
+    assert signaling is not bridges
+    role_of = {g.id: name for name, g in groups.items()}
     out = set()
-    for rule in rules:
-        if f"-{role}-" not in rule.name:
+    for rule in of_type(r, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"):
+        if w.resolve(rule.inputs["securityGroupId"]) is not groups[role]:
             continue
         i = rule.inputs
-        source = (
-            i.get("cidrIpv4")
-            or i.get("cidrIpv6")
-            or ("group:" + ("bridges" if "5222" in rule.name else "signaling"))
-        )
+        source = i.get("cidrIpv4") or i.get("cidrIpv6")
+        if ref := i.get("referencedSecurityGroupId"):
+            peer = w.resolve(ref)
+            assert peer is not None, f"{rule.name}: {ref} is no resource's id"
+            source = "group:" + role_of[peer.id]
         out.add((i["ipProtocol"], int(i["fromPort"]), int(i["toPort"]), source))
     return out
 
@@ -310,21 +324,35 @@ def test_no_placement_group_over_ten(name: str) -> None:
 
 
 def test_dns_before_the_vm_boots() -> None:
+    """The record is a dependency of the VM (by URN), and carries the VM's address."""
     config = config_of("hetzner-10k")
     config["jitsi-xxl:dns"] = '{"zone": "example.org"}'
     r = run_program(config, "hetzner-10k")
+    w = Wiring(r.resources)
     (record,) = of_type(r, "hcloud:index/zoneRrset:ZoneRrset")
     assert (record.inputs["zone"], record.inputs["name"], record.inputs["type"]) == (
         "example.org",
         "live",
         "A",
     )
+    (address,) = of_type(r, "hcloud:index/primaryIp:PrimaryIp")
+    (vm,) = (
+        s
+        for s in of_type(r, "hcloud:index/server:Server")
+        if address in w.references(s, "publicNets")
+    )
+    assert record in w.dependencies(vm)
+    assert w.dependencies(record, "records") == [address]
     config = config_of("aws-10k")
     config["jitsi-xxl:dns"] = '{"zone": "Z0123456789"}'
-    (record53,) = of_type(run_program(config, "aws-10k"), "aws:route53/record:Record")
-    assert record53.inputs["records"] == ["203.0.113.23"] or record53.inputs["records"][
-        0
-    ].startswith("203.0.113.")
+    r = run_program(config, "aws-10k")
+    w = Wiring(r.resources)
+    (record53,) = of_type(r, "aws:route53/record:Record")
+    (instance,) = of_type(r, "aws:ec2/instance:Instance")
+    (eip,) = of_type(r, "aws:ec2/eip:Eip")
+    assert record53 in w.dependencies(instance)
+    assert w.dependencies(record53, "records") == [eip]
+    assert record53.inputs["records"][0].startswith("203.0.113.")
 
 
 def test_an_invalid_config_registers_nothing() -> None:
