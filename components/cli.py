@@ -4,34 +4,46 @@
     xxl plan   --stack stacks/Pulumi.<name>.yaml [--format text|markdown|json]
     xxl up-local --stack stacks/Pulumi.<name>.yaml   (the signaling VM's twin, in a container)
 
-Bad settings: the problems on stderr, exit status 2, nothing written.
+Bad settings or arguments: the problems on stderr, exit status 2, nothing written.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
-
-import yaml
 
 from components.bridge_files import bridge_bundle
 from components.credentials import Credentials, TlsMaterial
 from components.planner import Plan, plan
 from components.render import RenderError
-from components.settings import Cloud, ConfigError, StackFile, TlsMode, load_stack_file
+from components.settings import (
+    Cloud,
+    ConfigError,
+    StackFile,
+    TlsMode,
+    UsageError,
+    allowed,
+    load_stack_file,
+)
 from components.signaling_files import SignalingBundle, signaling_bundle
 from components.userdata import USER_DATA_CAPS, UserDataTooLargeError, VmBundle, user_data_bytes
 
 EXIT_CONFIG: Final = 2
+# Written into every folder `xxl render` fills: only such a folder is rendered into again.
+RENDER_MARKER: Final = ".xxl-render"
+# The subfolders a render replaces inside its folder.
+RENDER_SUBFOLDERS: Final = ("signaling", "jvb", "outputs")
 THROWAWAY_NOTE: Final = (
     "note: offline render: the passwords in these files are throwaway values made for this "
     "run; `pulumi up` uses generated, secret ones"
@@ -171,12 +183,57 @@ def _write(path: Path, content: str, mode: int = 0o644) -> None:
     path.chmod(mode)
 
 
+def check_out(out: Path) -> None:
+    """Refuse an `--out` that xxl may not fill: a file, a folder that cannot be written, or
+    a folder with files that an earlier render did not put there (no marker)."""
+    if out.exists() and not out.is_dir():
+        raise UsageError([f"--out {out}: not a folder; allowed: a new or empty folder"])
+    if out.is_dir() and any(out.iterdir()) and not (out / RENDER_MARKER).is_file():
+        raise UsageError(
+            [
+                f"--out {out}: not empty and not made by `xxl render` (no {RENDER_MARKER} "
+                "in it), so its files are not ours to replace; allowed: a new or empty "
+                "folder, or one xxl rendered into before"
+            ]
+        )
+    # the folder, or the nearest folder above it that exists, must take a new entry
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError([f"--out {out}: {existing} is not a folder; allowed: a folder path"])
+    try:
+        tempfile.TemporaryDirectory(dir=existing).cleanup()
+    except OSError as exc:
+        raise UsageError(
+            [f"--out {out}: cannot write in {existing} ({exc.strerror}); allowed: a "
+             "folder you may write to"]
+        ) from None  # fmt: skip
+
+
 def cmd_render(stack_path: Path, out: Path) -> int:
     stack = load_stack_file(stack_path)
+    check_out(out)
     the_plan, bundle, bridge = _bundle(stack)
     doc = plan_document(stack, the_plan, bundle.user_data, bridge.user_data)
     # Everything is rendered before anything is written; only our own subfolders are replaced.
-    for sub in ("signaling", "jvb", "outputs"):
+    try:
+        _write(out / RENDER_MARKER, "written by `xxl render`; it may render here again\n")
+        _write_render(out, stack, bundle, bridge, doc)
+    except OSError as exc:
+        raise UsageError([f"--out {out}: cannot write ({exc})"]) from None
+    print(THROWAWAY_NOTE, file=sys.stderr)
+    print(
+        f"rendered {len(bundle.files)} signaling and {len(bridge.files)} bridge files "
+        f"for stack {stack.name} into {out}"
+    )
+    return 0
+
+
+def _write_render(
+    out: Path, stack: StackFile, bundle: SignalingBundle, bridge: VmBundle, doc: dict[str, Any]
+) -> None:
+    for sub in RENDER_SUBFOLDERS:
         shutil.rmtree(out / sub, ignore_errors=True)
     for sub, vm in (("signaling", bundle.vm), ("jvb", bridge)):
         _write(out / sub / "cloud-init.yaml", vm.user_data)
@@ -188,12 +245,24 @@ def cmd_render(stack_path: Path, out: Path) -> int:
     _write(out / "outputs" / "s2s.cfg.lua", bundle.s2s_config)
     _write(out / "outputs" / "jicofo-visitors.conf", bundle.jicofo_visitors_config, 0o600)
     _write(out / "plan.json", json.dumps(doc, indent=2) + "\n")
-    print(THROWAWAY_NOTE, file=sys.stderr)
-    print(
-        f"rendered {len(bundle.files)} signaling and {len(bridge.files)} bridge files "
-        f"for stack {stack.name} into {out}"
-    )
-    return 0
+
+
+@contextlib.contextmanager
+def _program_reads(stack_path: Path) -> Iterator[None]:
+    """Make the program check the stack file being planned, wherever it is.
+
+    Under `pulumi up` the program checks `stacks/Pulumi.<stack>.yaml` beside the config the
+    CLI hands it; offline, both come from `--stack`, so one file is the only source even when
+    a file of the same name in `stacks/` says otherwise.
+    """
+    from components import stack_config  # noqa: PLC0415 - imports pulumi; render needs none
+
+    saved = stack_config.STACKS_DIR
+    stack_config.STACKS_DIR = stack_path.resolve().parent
+    try:
+        yield
+    finally:
+        stack_config.STACKS_DIR = saved
 
 
 def cmd_plan(stack_path: Path, fmt: str) -> int:
@@ -202,12 +271,12 @@ def cmd_plan(stack_path: Path, fmt: str) -> int:
     from components import plan_report  # noqa: PLC0415 - imports pulumi; render needs none
     from components.offline import run_program, stack_config  # noqa: PLC0415
 
-    doc_yaml = yaml.safe_load(stack_path.read_text(encoding="utf-8")) or {}
     stand_ins = {}
     if stack.settings.tls.mode is TlsMode.provided:
         tls = _throwaway_tls(stack.settings.domain)
         stand_ins = {"tls_certificate": tls.certificate, "tls_private_key": tls.private_key}
-    run = run_program(stack_config(doc_yaml, stand_ins), stack.name)
+    with _program_reads(stack_path):
+        run = run_program(stack_config(stack.document, stand_ins), stack.name)
     signaling_text, bridge_text = plan_report.user_data(run)
     topology = plan_document(stack, plan(stack.settings), signaling_text, bridge_text)
     doc = plan_report.document(topology, run)
@@ -247,7 +316,13 @@ def cmd_event(args: argparse.Namespace) -> int:
 
     try:
         if args.action == "create":
-            audience = int(args.audience) if args.audience.isdigit() else args.audience
+            # ASCII digits only: str.isdigit and int() also take other scripts' digits
+            if not re.fullmatch(r"[0-9]+", args.audience):
+                raise UsageError(
+                    [f"--audience {args.audience!r} is not allowed; allowed: "
+                     f"{allowed(('audience',))}, in ASCII digits"]
+                )  # fmt: skip
+            audience = int(args.audience)
             config = events.event_config(
                 cloud=args.cloud, audience=audience, domain=args.domain, start=args.start,
                 end=args.end, email=args.email, region=args.region,
@@ -273,8 +348,8 @@ def cmd_event(args: argparse.Namespace) -> int:
                 end = e.end.strftime("%Y-%m-%d %H:%M") if e.end else "-"
                 print(f"{e.name:<20} {e.cloud:<8} {e.audience:>8}  {start:<17} {end:<17} {e.phase}")
             for line in problems:
-                print(f"warning: {line}", file=sys.stderr)
-            return 0
+                print(f"error: {line}", file=sys.stderr)
+            return EXIT_CONFIG if problems else 0
         if args.action == "up":
             outputs = events.up(args.name)
             cost = outputs.get("estimated_cost_per_hour", {})
@@ -336,10 +411,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_event(args)
         return cmd_plan(args.stack, args.format)
     except ConfigError as exc:
-        where = getattr(args, "stack", None) or f"event {getattr(args, 'name', '')}".strip()
-        print(f"error: invalid stack settings in {where}:", file=sys.stderr)
-        for line in exc.problems:
-            print(f"  {line}", file=sys.stderr)
+        if isinstance(exc, UsageError):  # each line names its argument
+            lines = [f"error: {line}" for line in exc.problems]
+        else:
+            where = getattr(args, "stack", None) or f"event {getattr(args, 'name', '')}".strip()
+            lines = [f"error: invalid stack settings in {where}:"]
+            lines += [f"  {line}" for line in exc.problems]
+        print("\n".join(lines), file=sys.stderr)
         return EXIT_CONFIG
     except (UserDataTooLargeError, RenderError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -9,6 +9,7 @@ it.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
@@ -27,6 +28,7 @@ from components.settings import (
     ConfigError,
     Settings,
     StackFile,
+    UsageError,
     load_stack_file,
     parse_settings,
 )
@@ -34,7 +36,7 @@ from components.settings import (
 STACKS_DIR: Final = Path(__file__).resolve().parent.parent / "stacks"
 PROJECT_DIR: Final = STACKS_DIR.parent
 EVENT_PREFIX: Final = "event-"
-_NAME: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+_NAME: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")  # with fullmatch
 DEFAULT_AWS_REGION: Final = "eu-central-1"
 INSTALL_HINT: Final = (
     "the Pulumi CLI is not installed. Install it (https://www.pulumi.com/docs/install/, e.g. "
@@ -66,7 +68,7 @@ def stack_path(event: str, stacks: Path | None = None) -> Path:
 
 
 def check_name(event: str) -> str:
-    if not _NAME.match(event):
+    if not _NAME.fullmatch(event):
         raise ConfigError(
             [
                 f"event name {event!r}: allowed: 1 to 40 of a-z, 0-9 and -, "
@@ -87,6 +89,11 @@ def event_config(
     region: str | None = None,
 ) -> dict[str, Any]:
     """The `config:` map of an event's stack file (project keys are the model's names)."""
+    if (start is None) != (end is None):
+        given, missing = ("--start", "--end") if end is None else ("--end", "--start")
+        raise UsageError(
+            [f"{missing}: required with {given}; allowed: both --start and --end, or neither"]
+        )
     config: dict[str, Any] = {
         f"{PROJECT}:cloud": cloud,
         f"{PROJECT}:domain": domain,
@@ -104,22 +111,45 @@ def event_config(
     return config
 
 
-def create(event: str, config: Mapping[str, Any], stacks: Path | None = None) -> StackFile:
-    """Validate and write the event's stack file; nothing is written if it is invalid."""
+def create(
+    event: str,
+    config: Mapping[str, Any],
+    stacks: Path | None = None,
+    now: datetime | None = None,
+) -> StackFile:
+    """Validate and write the event's stack file; nothing is left written on any error."""
     path = stack_path(check_name(event), stacks)
     folder = path.parent
     if path.exists():
         raise ConfigError([f"{path.name} exists already; `xxl event down {event}` removes it"])
-    validate(config)
+    settings = validate(config)
+    moment = now or datetime.now(UTC)
+    if settings.event is not None and settings.event.end <= moment:
+        raise ConfigError(
+            [
+                f"{PROJECT}:event.end: {settings.event.end.isoformat()} is over already; "
+                f"allowed: an end after now ({moment.replace(microsecond=0).isoformat()})"
+            ]
+        )
     text = f"# Event stack {event}, written by `xxl event create`.\n" + yaml.safe_dump(
         {"config": dict(config)}, sort_keys=False
     )
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     # write beside, then rename: a reader never sees half a file
-    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as tmp:
-        tmp.write(text)
-    Path(tmp.name).replace(path)
-    return load_stack_file(path)
+    tmp = tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False)  # noqa: SIM115
+    try:
+        with tmp:
+            tmp.write(text)
+        Path(tmp.name).replace(path)
+        return load_stack_file(path)
+    except BaseException:
+        Path(tmp.name).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if still empty
+        raise
 
 
 @dataclass(frozen=True)
@@ -198,6 +228,9 @@ def init_stack(event: str) -> None:
 
 def up(event: str, on_output: Callable[[str], None] = print) -> Mapping[str, Any]:
     """Deploy the event; progress streams to `on_output`; returns the stack outputs."""
+    path = stack_path(check_name(event))
+    if path.exists():
+        load_stack_file(path)  # bad settings stop here, before the CLI is even needed
     result = _stack(event, create_missing=True).up(on_output=on_output)
     return {key: value.value for key, value in result.outputs.items()}
 

@@ -12,8 +12,8 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from enum import StrEnum, unique
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -49,11 +49,23 @@ STACK_FILE_KEYS: Final = frozenset({"config", "encryptionsalt", "secretsprovider
 # The web client and jigasi hard-code `vN.meet.jitsi` as the visitor domains.
 VISITOR_DOMAIN_SUFFIX: Final = "meet.jitsi"
 
+# The domain is the certificate's common name, which OpenSSL and ACME limit to 64 characters
+# (tighter than DNS's 253); each label is at most 63. Every pattern is used with fullmatch:
+# `$` would also match before a trailing newline.
+MIN_DOMAIN_LENGTH: Final = 4
+MAX_DOMAIN_LENGTH: Final = 64
 _DOMAIN_RE: Final = re.compile(
-    r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
+    r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?"
 )
-_EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_DEBIAN_VERSION_RE: Final = re.compile(r"^[0-9][A-Za-z0-9.+~:-]*$")
+_EMAIL_RE: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_DEBIAN_VERSION_RE: Final = re.compile(r"[0-9][A-Za-z0-9.+~:-]*")
+
+# Visitor nodes and their hard cap; together they bound the audience one stack can hold.
+MAX_VISITOR_NODES: Final = 64
+MAX_PER_NODE: Final = 10_000
+MAX_AUDIENCE: Final = MAX_VISITOR_NODES * MAX_PER_NODE
+# Largest bridge pool (bridges.min and bridges.max).
+MAX_BRIDGES: Final = 1000
 
 
 class ConfigError(Exception):
@@ -62,6 +74,10 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = tuple(problems)
+
+
+class UsageError(ConfigError):
+    """A bad command-line argument; each problem names the argument and what is allowed."""
 
 
 @unique
@@ -97,7 +113,8 @@ def _whole_number(value: object) -> object:
     """
     if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise ValueError("must be a whole number")
-    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+    # ASCII digits only: `\d` and int() also take other scripts' digits (Arabic-Indic ...)
+    if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value):
         return int(value)
     if isinstance(value, float):
         return int(value)
@@ -115,10 +132,13 @@ class VisitorSettings(_Strict):
     """`jitsi-xxl:visitors`: the visitor prosodies and when viewers are sent to them."""
 
     nodes: WholeNumber | None = Field(
-        default=None, ge=1, le=64, description="visitor prosodies; default derived from audience"
+        default=None,
+        ge=1,
+        le=MAX_VISITOR_NODES,
+        description="visitor prosodies; default derived from audience",
     )
     max_per_node: WholeNumber = Field(
-        default=2000, ge=50, le=10000, description="hard cap of viewers per node"
+        default=2000, ge=50, le=MAX_PER_NODE, description="hard cap of viewers per node"
     )
     main_participants: WholeNumber = Field(
         default=30, ge=1, le=500, description="jicofo max-participants of the main room"
@@ -141,10 +161,16 @@ class BridgeSettings(_Strict):
         default=200, ge=10, le=2000, description="jicofo max-bridge-participants"
     )
     min: WholeNumber | None = Field(
-        default=None, ge=0, le=1000, description="pool floor; default: what the audience needs"
+        default=None,
+        ge=0,
+        le=MAX_BRIDGES,
+        description="pool floor; default: what the audience needs",
     )
     max: WholeNumber | None = Field(
-        default=None, ge=1, le=1000, description="pool ceiling; default 1.5 x what it needs"
+        default=None,
+        ge=1,
+        le=MAX_BRIDGES,
+        description="pool ceiling; default 1.5 x what it needs",
     )
     # A bridge leaving the pool drains for at most this long. The AWS lifecycle hook can hold
     # an instance for at most 100 heartbeat timeouts (100 x 300 s), hence the ceiling.
@@ -193,6 +219,16 @@ class EventSettings(_Strict):
 
     start: datetime = Field(description="when viewers arrive, e.g. 2026-12-03T14:00:00Z")
     end: datetime = Field(description="when the event is over")
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        # YAML turns an unquoted timestamp into a date or datetime object, while Pulumi hands
+        # the program text: only quoted text means the same to both
+        if isinstance(value, date):
+            msg = 'an unquoted YAML timestamp; quote it, e.g. "2026-12-03T14:00:00Z"'
+            raise ValueError(msg)  # noqa: TRY004 - pydantic wants ValueError
+        return value
 
     @field_validator("start", "end")
     @classmethod
@@ -245,7 +281,7 @@ class TlsSettings(_Strict):
     @field_validator("email")
     @classmethod
     def _email(cls, value: str | None) -> str | None:
-        if value is not None and not _EMAIL_RE.match(value):
+        if value is not None and not _EMAIL_RE.fullmatch(value):
             raise ValueError("must be an e-mail address such as ops@example.org")
         return value
 
@@ -297,7 +333,7 @@ class ReleaseSettings(_Strict):
     @field_validator("jitsi_meet", "jicofo", "jitsi_videobridge")
     @classmethod
     def _debian_version(cls, value: str) -> str:
-        if not _DEBIAN_VERSION_RE.match(value):
+        if not _DEBIAN_VERSION_RE.fullmatch(value):
             raise ValueError("must be a Debian package version such as 1.0.9365-1")
         return value
 
@@ -321,7 +357,10 @@ class Settings(_Strict):
     cloud: Cloud = Field(description="aws or hetzner")
     domain: str = Field(description="public DNS name of the conference site")
     audience: WholeNumber = Field(
-        default=10000, ge=1, le=1_000_000, description="expected concurrent viewers"
+        default=10000,
+        ge=1,
+        le=MAX_AUDIENCE,
+        description="expected concurrent viewers; at most what 64 nodes of 10,000 hold",
     )
     visitors: VisitorSettings = Field(default_factory=VisitorSettings)
     bridges: BridgeSettings = Field(default_factory=BridgeSettings)
@@ -345,9 +384,47 @@ class Settings(_Strict):
                 ipaddress.ip_network(cidr, strict=True)
             except ValueError as exc:
                 raise ValueError(f"{cidr!r} is not a CIDR such as 203.0.113.0/24") from exc
-        if any(ipaddress.ip_network(c).prefixlen == 0 for c in value):
-            raise ValueError("SSH from anywhere is not allowed; name your admin networks")
+        # by union, not by literal: 0.0.0.0/1 and 128.0.0.0/1 together are 0.0.0.0/0
+        nets = [ipaddress.ip_network(c) for c in value]
+        v4 = ipaddress.collapse_addresses(n for n in nets if isinstance(n, ipaddress.IPv4Network))
+        v6 = ipaddress.collapse_addresses(n for n in nets if isinstance(n, ipaddress.IPv6Network))
+        for version, union in ((4, list(v4)), (6, list(v6))):
+            if any(n.prefixlen == 0 for n in union):
+                raise ValueError(
+                    f"together these cover every IPv{version} address: SSH from anywhere is "
+                    "not allowed; name your admin networks"
+                )
         return value
+
+    @model_validator(mode="after")
+    def _dns_zone(self) -> Settings:
+        # Hetzner's zone is a name that must hold the domain (Route53's is an id)
+        if self.cloud is Cloud.hetzner and self.dns is not None:
+            zone = self.dns.zone.strip().rstrip(".").lower()
+            if self.domain != zone and not self.domain.endswith("." + zone):
+                raise ValueError(
+                    f"{PROJECT}:dns.zone: {self.dns.zone!r} does not contain domain "
+                    f"{self.domain!r}; allowed: the domain itself or a zone above it, such as "
+                    f"{self.domain.partition('.')[2] or self.domain}"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _bridge_ceiling(self) -> Settings:
+        # A set bridges.max is at most MAX_BRIDGES: when the audience needs more bridges than
+        # that, no ceiling the model accepts holds it, so the way out is fuller bridges.
+        endpoints = self.audience + self.visitors.main_participants
+        per_bridge = self.bridges.participants_per_bridge
+        ceiling = self.bridges.max
+        if ceiling is not None and -(-endpoints // per_bridge) > MAX_BRIDGES:
+            least = -(-endpoints // MAX_BRIDGES)
+            raise ValueError(
+                f"{PROJECT}:bridges.max: {ceiling} bridges of {per_bridge} carry fewer than "
+                f"audience {self.audience} + {self.visitors.main_participants} main "
+                f"participants, and a pool holds at most {MAX_BRIDGES}; allowed: "
+                f"bridges.participants_per_bridge of at least {least}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _machine_types(self) -> Settings:
@@ -376,8 +453,13 @@ class Settings(_Strict):
         if not isinstance(value, str):
             return value
         name = value.strip().rstrip(".").lower()
-        if not _DOMAIN_RE.match(name):
-            raise ValueError("must be a DNS name such as meet.example.org")
+        if not MIN_DOMAIN_LENGTH <= len(name) <= MAX_DOMAIN_LENGTH or not _DOMAIN_RE.fullmatch(
+            name
+        ):
+            raise ValueError(
+                f"must be a DNS name such as meet.example.org, at most {MAX_DOMAIN_LENGTH} "
+                "characters (a certificate's name) with labels of at most 63"
+            )
         if name == VISITOR_DOMAIN_SUFFIX or name.endswith("." + VISITOR_DOMAIN_SUFFIX):
             raise ValueError(f"must not be under {VISITOR_DOMAIN_SUFFIX} (the visitor domains)")
         return name
@@ -451,7 +533,9 @@ def _problems(exc: ValidationError) -> list[str]:
             lines.append(f"{_key(path)}: required; allowed: {allowed(path)}")
             continue
         if (path and path[-1] == "__root__") or (err["type"] == "value_error" and not path):
-            lines.append(f"{PROJECT}: {err['msg'].removeprefix('Value error, ')}")
+            msg = err["msg"].removeprefix("Value error, ")
+            # a rule that names its key already (`jitsi-xxl:dns.zone: ...`) stands as it is
+            lines.append(msg if msg.startswith(f"{PROJECT}:") else f"{PROJECT}: {msg}")
             continue
         got = json.dumps(err["input"], default=str)
         msg = err["msg"].removeprefix("Value error, ")
@@ -523,12 +607,16 @@ SECRET_KEYS: Final = frozenset({"tls_certificate", "tls_private_key"})
 
 @dataclass(frozen=True)
 class StackFile:
-    """A parsed stack file: its settings, provider keys, and which secrets it carries."""
+    """A parsed stack file: its settings, provider keys, and which secrets it carries.
+
+    `document` is the file as it was read, so that a command reads its settings once.
+    """
 
     name: str
     settings: Settings
     providers: Mapping[str, Any]
     secrets: frozenset[str]
+    document: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def stack_name(path: Path) -> str:
@@ -539,13 +627,89 @@ def stack_name(path: Path) -> str:
     return name.removeprefix("Pulumi.").rsplit(".", 1)[0]
 
 
+class _StackLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases: a few lines of `&a [*b, *b, ...]` expand to
+    billions of values (billion laughs), and a stack file has no use for them."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+            raise _YamlRefusedError(
+                f"alias *{event.anchor} at line {event.start_mark.line + 1}: aliases are not "
+                "allowed in a stack file; allowed: each value written out"
+            )
+        return super().compose_node(parent, index)
+
+
+class _YamlRefusedError(Exception):
+    """YAML that parses but that a stack file must not contain."""
+
+
+def _yaml_key(path: tuple[str, ...]) -> str:
+    """`("config", "jitsi-xxl:visitors", "nodes")` -> `jitsi-xxl:visitors.nodes`."""
+    if len(path) > 1 and path[0] == "config":
+        path = path[1:]
+    return ".".join(path)
+
+
+def _duplicate_keys(node: yaml.Node, path: tuple[str, ...] = ()) -> list[str]:
+    """One line per key given twice in the same mapping (YAML would keep the last)."""
+    problems: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            if key in seen:
+                problems.append(
+                    f"duplicate key {_yaml_key((*path, key))} at line "
+                    f"{key_node.start_mark.line + 1}; allowed: each key once"
+                )
+            seen.add(key)
+            problems += _duplicate_keys(value_node, (*path, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            problems += _duplicate_keys(item, (*path, str(index)))
+    return problems
+
+
+def load_yaml(text: str) -> Any:
+    """One YAML document, parsed safely: no aliases, no key given twice.
+
+    Raises ConfigError (without the file's name) or yaml.YAMLError.
+    """
+    loader = _StackLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except _YamlRefusedError as exc:
+            raise ConfigError([str(exc)]) from None
+        if node is None:
+            return None
+        problems = _duplicate_keys(node)
+        if problems:
+            raise ConfigError(problems)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_stack_file(path: Path) -> StackFile:
     """Parse `stacks/Pulumi.<stack>.yaml` with the same rules as `pulumi up`."""
     name = stack_name(path)
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8")
+        doc = load_yaml(text)
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [
+                f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                f"{exc.start}); allowed: a YAML stack file in UTF-8"
+            ]
+        ) from None
+    except ConfigError as exc:
+        raise ConfigError([f"{path}: {p}" for p in exc.problems]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: not valid YAML ({exc})"]) from None
     if doc is None:
@@ -575,4 +739,6 @@ def load_stack_file(path: Path) -> StackFile:
         problems += exc.problems
     if problems:
         raise ConfigError(problems)
-    return StackFile(name=name, settings=settings, providers=providers, secrets=secrets)
+    return StackFile(
+        name=name, settings=settings, providers=providers, secrets=secrets, document=doc
+    )
