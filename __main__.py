@@ -4,11 +4,9 @@ from dataclasses import asdict
 
 import pulumi
 
-from components import naming
-from components.bridge_files import bridge_bundle
-from components.deployment import Deployment
-from components.dns import DnsRecordArgs
-from components.outputs import (
+from components.cloud.deployment import Deployment
+from components.cloud.dns import DnsRecordArgs
+from components.cloud.outputs import (
     OUTPUT_BRIDGE_POOL,
     OUTPUT_CAPACITY,
     OUTPUT_COST,
@@ -19,12 +17,14 @@ from components.outputs import (
     OUTPUT_SIGNALING_PUBLIC_IP,
     OUTPUT_URL,
 )
-from components.planner import plan
-from components.pricing import estimate
-from components.settings import Cloud
-from components.signaling_files import s2s_snippet, signaling_bundle
-from components.stack_config import load_settings, tls_material
-from components.stack_secrets import StackSecrets, StackSecretsArgs
+from components.cloud.stack_config import load_settings, tls_material
+from components.cloud.stack_secrets import StackSecrets, StackSecretsArgs
+from components.model import naming
+from components.model.planner import plan
+from components.model.pricing import estimate
+from components.model.project import Cloud
+from components.rendering.bridge_files import bridge_bundle
+from components.rendering.signaling_files import s2s_snippet, signaling_bundle
 
 stack = pulumi.get_stack()
 settings = load_settings()
@@ -51,9 +51,9 @@ deployment = Deployment(
 )
 # one provider SDK per stack: each takes a second and tens of MiB to load
 if settings.cloud is Cloud.aws:
-    from components.stack_aws import deploy_aws as deploy
+    from components.cloud.aws.stack import deploy_aws as deploy
 else:
-    from components.stack_hetzner import deploy_hetzner as deploy
+    from components.cloud.hetzner.stack import deploy_hetzner as deploy
 deployed = deploy(deployment)
 pool = the_plan.bridges
 cost = estimate(

@@ -3,7 +3,7 @@
 For each stack, alternately, in fresh processes:
   floor   a minimal program that registers the same number of resources, all of the stack's
           main provider type (hcloud.Server or aws.ec2.Instance, required inputs only), under
-          the same mocks (components.offline.OfflineMocks): what any program registering that
+          the same mocks (components.offline.mocks.OfflineMocks): what any program registering that
           many resources through that provider SDK pays
   plan    `xxl plan --stack <stack> --format json`
 Reports the median wall time and the median peak memory (max RSS) of each, and their ratio.
@@ -34,7 +34,7 @@ STACKS = (
 FLOOR = """
 import sys
 import pulumi
-from components.offline import run_program
+from components.offline.mocks import run_program
 count = int(sys.argv[1])
 program = sys.argv[2]
 run = run_program({{}}, "floor", program=__import__("pathlib").Path(program))

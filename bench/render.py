@@ -1,7 +1,7 @@
 """Benchmark: `xxl render` of the 10k stacks, side by side with the interpreter floor.
 
 Each round runs, in the same conditions, one after another:
-  floor   python -c "import components.cli" (interpreter start plus our imports, no work)
+  floor   python -c "import components.offline.cli" (interpreter start plus our imports, no work)
   render  xxl render --stack stacks/Pulumi.<stack>.yaml --out <tmp> (the whole command)
 and, in process, the render alone (settings -> files -> user data), without start-up.
 Prints medians over the rounds and the ratio render / floor. The machines are noisy:
@@ -23,10 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from components.credentials import Credentials  # noqa: E402
-from components.planner import plan  # noqa: E402
-from components.settings import load_stack_file  # noqa: E402
-from components.signaling_files import signaling_bundle  # noqa: E402
+from components.model.credentials import Credentials  # noqa: E402
+from components.model.planner import plan  # noqa: E402
+from components.model.settings import load_stack_file  # noqa: E402
+from components.rendering.signaling_files import signaling_bundle  # noqa: E402
 
 STACKS = ("aws-10k", "hetzner-10k")
 
@@ -57,7 +57,7 @@ def main() -> None:
             stack = ROOT / "stacks" / f"Pulumi.{name}.yaml"
             floor, full, inner = [], [], []
             for _ in range(rounds):
-                floor.append(wall([python, "-c", "import components.cli"]))
+                floor.append(wall([python, "-c", "import components.offline.cli"]))
                 full.append(wall([xxl, "render", "--stack", str(stack), "--out", out]))
                 inner.append(in_process(stack))
             f, r, i = (statistics.median(x) * 1000 for x in (floor, full, inner))

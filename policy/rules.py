@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from components.pricing import AWS_TYPES, HETZNER_TYPES
+from components.model.pricing import AWS_TYPES, HETZNER_TYPES
 
 Rule = Callable[[str, Mapping[str, Any], Sequence[str]], list[str]]
 
@@ -164,7 +164,7 @@ def desired_capacity_ignored(
 def documented_instance_sizes(
     resource_type: str, props: Mapping[str, Any], _: Sequence[str]
 ) -> list[str]:
-    """Machines come from the documented families and sizes (components/pricing.py)."""
+    """Machines come from the documented families and sizes (components/model/pricing.py)."""
     if resource_type in (INSTANCE, TEMPLATE):
         kind, table = props.get("instanceType"), AWS_TYPES
     elif resource_type == SERVER:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from components.credentials import Credentials
-from components.planner import Plan, plan
-from components.settings import Settings, StackFile, load_stack_file
-from components.signaling_files import Layout, SignalingBundle, signaling_bundle
+from components.model.credentials import Credentials
+from components.model.planner import Plan, plan
+from components.model.settings import Settings, StackFile, load_stack_file
+from components.rendering.signaling_files import Layout, SignalingBundle, signaling_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 # The example stacks only: event stacks (`xxl event create`) are the operator's, git-ignored,

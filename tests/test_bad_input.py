@@ -15,14 +15,15 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components import cli, events, stack_config
-from components.settings import (
+from components.cloud import stack_config
+from components.model.settings import (
     ConfigError,
     Settings,
     VisitorSettings,
     load_stack_file,
     parse_settings,
 )
+from components.offline import cli, events
 from tests.conftest import ROOT
 
 BASE: dict[str, Any] = {

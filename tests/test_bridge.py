@@ -33,11 +33,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pyhocon import ConfigFactory
 
-from components import bridge_agent as agent
-from components.bridge_files import IDENTITY_FILE, agent_config, bridge_bundle
-from components.credentials import Credentials
-from components.planner import bridge_server_id, colibri_ws_route, plan
-from components.settings import StackFile, parse_settings
+from components.agents import bridge_agent as agent
+from components.model.credentials import Credentials
+from components.model.planner import bridge_server_id, colibri_ws_route, plan
+from components.model.settings import StackFile, parse_settings
+from components.rendering.bridge_files import IDENTITY_FILE, agent_config, bridge_bundle
 from tests.conftest import require_tool
 from tests.hocon_oracle import known_keys, leaf_paths
 

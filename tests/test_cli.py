@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from components import cli
-from components.credentials import Credentials
+from components.model.credentials import Credentials
+from components.offline import cli
 from tests.conftest import STACKS, stack_ids
 
 KNOWN = Credentials(

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import events
-from components.settings import ConfigError, load_stack_file
+from components.model.settings import ConfigError, load_stack_file
+from components.offline import events
 
 WINDOW = {"start": "2026-12-03T14:00:00Z", "end": "2026-12-03T18:00:00Z"}
 
@@ -92,7 +92,7 @@ def test_cli_create_and_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     xxl = Path(sys.executable).parent / "xxl"
     env = {"PATH": str(Path(sys.executable).parent)}  # no Pulumi CLI on it
     script = (
-        "import sys; from components import events, cli; from pathlib import Path; "
+        "import sys; from components.offline import events, cli; from pathlib import Path; "
         f"events.STACKS_DIR = Path({str(tmp_path)!r}); sys.exit(cli.main(sys.argv[1:]))"
     )
     create = subprocess.run(

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from components import cli
-from components.bridge_files import bridge_bundle
-from components.credentials import Credentials
-from components.settings import StackFile
+from components.model.credentials import Credentials
+from components.model.settings import StackFile
+from components.offline import cli
+from components.rendering.bridge_files import bridge_bundle
 from tests.conftest import render_stack
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyhocon import ConfigFactory
 
-from components.credentials import Credentials
-from components.planner import (
+from components.model.credentials import Credentials
+from components.model.planner import (
     MAX_NODES,
     bridge_pool,
     bridge_server_id,
@@ -25,9 +25,9 @@ from components.planner import (
     visitor_nodes,
     visitors_per_node,
 )
-from components.ports import STANDARD_PORTS
-from components.settings import ConfigError, parse_settings
-from components.signaling_files import jicofo_visitors, rootfs_files, vnode_s2s_names
+from components.model.ports import STANDARD_PORTS
+from components.model.settings import ConfigError, parse_settings
+from components.rendering.signaling_files import jicofo_visitors, rootfs_files, vnode_s2s_names
 
 node_counts = st.integers(min_value=1, max_value=MAX_NODES)
 

@@ -13,7 +13,7 @@ from typing import Any
 import pulumi_policy
 import pytest
 
-from components.offline import run_program
+from components.offline.mocks import run_program
 from policy.rules import (
     FIREWALL,
     GROUP,

@@ -1,6 +1,6 @@
 """The Pulumi program itself, under the SDK's mocks (no CLI, no cloud, no credentials).
 
-One mocks class, `components.offline.OfflineMocks`, shared with `xxl plan`: it stands in for
+One mocks class, `components.offline.mocks.OfflineMocks`, shared with `xxl plan`: it stands in for
 the providers, fills their computed outputs with documentation addresses, and refuses any
 invoke it does not know.
 """
@@ -18,10 +18,12 @@ import pulumi
 import pytest
 import yaml
 
-from components.bridge_files import bridge_bundle
-from components.credentials import Credentials
-from components.firewall import ANYWHERE
-from components.offline import (
+from components.cloud.firewall import ANYWHERE
+from components.cloud.outputs import ALL_OUTPUTS, SECRET_OUTPUTS
+from components.model.credentials import Credentials
+from components.model.planner import plan
+from components.model.settings import load_stack_file
+from components.offline.mocks import (
     OfflineMocks,
     OfflineRun,
     Registered,
@@ -29,10 +31,8 @@ from components.offline import (
     run_program,
     stack_config,
 )
-from components.outputs import ALL_OUTPUTS, SECRET_OUTPUTS
-from components.planner import plan
-from components.settings import load_stack_file
-from components.signaling_files import signaling_bundle
+from components.rendering.bridge_files import bridge_bundle
+from components.rendering.signaling_files import signaling_bundle
 from tests.conftest import ROOT
 
 STACK_NAMES = ["aws-10k", "hetzner-10k", "trial"]

@@ -9,7 +9,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from components.settings import PROJECT, SECRET_KEYS, Settings
+from components.model.project import PROJECT
+from components.model.settings import SECRET_KEYS, Settings
 from tests.conftest import ROOT, example_stacks
 
 
@@ -91,3 +92,20 @@ def test_event_stacks_are_not_examples(tmp_path: Path) -> None:
     assert any(fnmatch("stacks/Pulumi.event-summit.yaml", p) for p in patterns), (
         "event stacks must be git-ignored"
     )
+
+
+def test_readme_layout_names_every_module() -> None:
+    """The README's layout section matches the tree: every package and module is named."""
+    readme = (ROOT / "README.md").read_text()
+    layout = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    missing = [
+        str(p.relative_to(ROOT))
+        for p in sorted((ROOT / "components").rglob("*.py"))
+        if p.name != "__init__.py" and p.name not in layout
+    ]
+    missing += [
+        str(d.relative_to(ROOT))
+        for d in sorted((ROOT / "components").iterdir())
+        if d.is_dir() and d.name != "__pycache__" and f"{d.name}/" not in layout
+    ]
+    assert not missing, f"README layout does not name: {missing}"

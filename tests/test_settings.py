@@ -12,8 +12,8 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from components import cli
-from components.settings import ConfigError, Settings, load_stack_file, parse_settings
+from components.model.settings import ConfigError, Settings, load_stack_file, parse_settings
+from components.offline import cli
 from tests.conftest import ROOT, STACKS
 
 BASE: dict[str, Any] = {

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from pyhocon import ConfigFactory
 
-from components.render import RenderedFile
-from components.settings import StackFile, parse_settings
-from components.signaling_files import Layout
+from components.model.settings import StackFile, parse_settings
+from components.rendering.engine import RenderedFile
+from components.rendering.signaling_files import Layout
 from tests.conftest import render_stack, require_tool
 from tests.hocon_oracle import REFERENCES, known_keys, leaf_paths, upstream_available, upstream_keys
 

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from components.planner import Plan
-from components.settings import Promotion, Settings, load_stack_file
-from components.signaling_files import LOOPBACK, names
+from components.model.planner import Plan
+from components.model.settings import Promotion, Settings, load_stack_file
+from components.rendering.signaling_files import LOOPBACK, names
 from components.twin import rig
 from tests.conftest import ROOT, require_tool
 from tests.twin_clients import Endpoint

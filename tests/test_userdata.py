@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
-from components import userdata
-from components.credentials import Credentials
-from components.settings import Cloud, parse_settings
-from components.userdata import (
+from components.model.credentials import Credentials
+from components.model.project import Cloud
+from components.model.settings import parse_settings
+from components.rendering import userdata
+from components.rendering.userdata import (
     BOOTSTRAP,
     ROOTFS_ARCHIVE,
     USER_DATA_CAPS,

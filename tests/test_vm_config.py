@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from components.planner import Plan
-from components.render import RenderedFile
-from components.settings import StackFile
-from components.signaling_files import PROSODY_NOFILE, names
+from components.model.planner import Plan
+from components.model.settings import StackFile
+from components.rendering.engine import RenderedFile
+from components.rendering.signaling_files import PROSODY_NOFILE, names
 from tests.conftest import UPSTREAM, render_stack
 
 PLUGINS = UPSTREAM / "jitsi-meet" / "resources" / "prosody-plugins"

@@ -19,10 +19,10 @@ import pulumi_aws
 import pulumi_hcloud
 import pytest
 
-from components import stack_aws
-from components.firewall import ANYWHERE, Peer, Rule, bridge_rules, signaling_rules
-from components.offline import OfflineRun, Registered, Wiring, run_program
-from components.settings import load_stack_file
+from components.cloud.aws import stack as stack_aws
+from components.cloud.firewall import ANYWHERE, Peer, Rule, bridge_rules, signaling_rules
+from components.model.settings import load_stack_file
+from components.offline.mocks import OfflineRun, Registered, Wiring, run_program
 from tests.conftest import ROOT
 from tests.test_program import STACK_NAMES, config_of, run
 

@@ -26,21 +26,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from components.credentials import Credentials
-from components.package_sources import image_archive_only
-from components.planner import Plan, plan
-from components.ports import HTTPS_PORT, MAIN_C2S_PORT
-from components.settings import Settings, TlsMode, TlsSettings
-from components.signaling_files import (
+from components.model.credentials import Credentials
+from components.model.planner import Plan, plan
+from components.model.ports import HTTPS_PORT, MAIN_C2S_PORT
+from components.model.settings import Settings, TlsMode, TlsSettings
+from components.rendering.package_sources import image_archive_only
+from components.rendering.signaling_files import (
     JITSI_PLUGINS,
     SIGNALING_PACKAGES,
     Layout,
     SignalingBundle,
     signaling_bundle,
 )
+from components.rendering.userdata import READY_REPORT, user_data_bytes
 from components.twin import container, image
 from components.twin.standin_packages import StandIn, standins
-from components.userdata import READY_REPORT, user_data_bytes
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 SHARED_UPSTREAM: Final = REPO_ROOT.parent / "shared" / "upstream" / "jitsi-meet"

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from components.settings import ReleaseSettings
+from components.model.settings import ReleaseSettings
 
 STANDINS_DIR: Final = Path(__file__).resolve().parent / "standins"
 PLUGINS_TARGET: Final = "/usr/share/jitsi-meet/prosody-plugins"

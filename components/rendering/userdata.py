@@ -24,8 +24,8 @@ from typing import Any, Final
 
 import yaml
 
-from components.render import RenderedFile
-from components.settings import Cloud
+from components.model.project import Cloud
+from components.rendering.engine import RenderedFile
 
 # AWS: 16 KB of raw user data, before base64 (EC2 user guide, "Work with instance user data").
 # Hetzner: "This field is limited to 32KiB" (Cloud API, create server).

@@ -25,9 +25,10 @@ from typing import Any, Final
 import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
-from components.settings import PROJECT, SECRET_KEYS, is_secure
+from components.model.project import PROJECT
+from components.model.settings import SECRET_KEYS, is_secure
 
-PROGRAM: Final = Path(__file__).resolve().parent.parent / "__main__.py"
+PROGRAM: Final = Path(__file__).resolve().parents[2] / "__main__.py"
 OFFLINE_AMI: Final = "ami-0123456789abcdef0"
 ZONES: Final = ("zone-a", "zone-b", "zone-c")
 

@@ -11,14 +11,15 @@ from dataclasses import dataclass
 from enum import StrEnum, unique
 from typing import Final
 
-from components.ports import (
+from components.model.ports import (
     JVB_MEDIA_PORT,
     JVB_WEBSOCKET_PORT,
     MAIN_C2S_PORT,
     TURN_PORT,
     TURNS_PORT,
 )
-from components.settings import Cloud, Settings
+from components.model.project import Cloud
+from components.model.settings import Settings
 
 ANYWHERE: Final = ("0.0.0.0/0", "::/0")
 

@@ -2,7 +2,7 @@
 
 Creates (unless an existing VPC and subnets are given) a VPC, an internet gateway, a route
 table and one public subnet in each of two zones; and, always, the security groups of the
-signaling VM and of the bridges with the rules of `components.firewall`.
+signaling VM and of the bridges with the rules of `components.cloud.firewall`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.firewall import Peer, Rule
+from components.cloud.firewall import Peer, Rule
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from components import naming
-from components.bridge_files import STRESS_METRIC, STRESS_NAMESPACE
-from components.deployment import Deployed, Deployment
-from components.firewall import bridge_rules, signaling_rules
-from components.jvb_pool_aws import AwsBridgePool, AwsBridgePoolArgs, EventWindow
-from components.network_aws import AwsNetwork, AwsNetworkArgs
-from components.signaling_aws import AwsSignaling, AwsSignalingArgs
-from components.userdata import aws_user_data_base64
+from components.cloud.aws.jvb_pool import AwsBridgePool, AwsBridgePoolArgs, EventWindow
+from components.cloud.aws.network import AwsNetwork, AwsNetworkArgs
+from components.cloud.aws.signaling import AwsSignaling, AwsSignalingArgs
+from components.cloud.deployment import Deployed, Deployment
+from components.cloud.firewall import bridge_rules, signaling_rules
+from components.model import naming
+from components.rendering.bridge_files import STRESS_METRIC, STRESS_NAMESPACE
+from components.rendering.userdata import aws_user_data_base64
 
 
 def deploy_aws(d: Deployment) -> Deployed:

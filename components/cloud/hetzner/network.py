@@ -2,7 +2,7 @@
 
 Creates a private network with one cloud subnet (the signaling VM and every bridge share
 it), and the firewalls of the signaling VM and of the bridges with the rules of
-`components.firewall`. The bridges' firewall applies by label selector, so every bridge
+`components.cloud.firewall`. The bridges' firewall applies by label selector, so every bridge
 server of the stack is covered whatever the pool size.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_hcloud as hcloud
 
-from components.firewall import Rule
+from components.cloud.firewall import Rule
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import jinja2
 
-TEMPLATES_DIR: Final = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_DIR: Final = Path(__file__).resolve().parents[2] / "templates"
 
 _LUA_IDENT: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HOCON_BARE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")

@@ -7,9 +7,9 @@ import json
 from collections import Counter
 from typing import Any, Final
 
-from components.offline import OfflineRun, Registered
-from components.outputs import ALL_OUTPUTS
-from components.userdata import user_data_from_aws_base64
+from components.cloud.outputs import ALL_OUTPUTS
+from components.offline.mocks import OfflineRun, Registered
+from components.rendering.userdata import user_data_from_aws_base64
 
 MASK: Final = "[secret]"
 

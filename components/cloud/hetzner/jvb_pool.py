@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_hcloud as hcloud
 
-from components.planner import placement_groups
+from components.model.planner import placement_groups
 
 
 @dataclass(frozen=True, kw_only=True)

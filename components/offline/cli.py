@@ -23,12 +23,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from components.bridge_files import bridge_bundle
-from components.credentials import Credentials, TlsMaterial
-from components.planner import Plan, plan
-from components.render import RenderError
-from components.settings import (
-    Cloud,
+from components.model.credentials import Credentials, TlsMaterial
+from components.model.planner import Plan, plan
+from components.model.project import Cloud
+from components.model.settings import (
     ConfigError,
     StackFile,
     TlsMode,
@@ -36,8 +34,15 @@ from components.settings import (
     allowed,
     load_stack_file,
 )
-from components.signaling_files import SignalingBundle, signaling_bundle
-from components.userdata import USER_DATA_CAPS, UserDataTooLargeError, VmBundle, user_data_bytes
+from components.rendering.bridge_files import bridge_bundle
+from components.rendering.engine import RenderError
+from components.rendering.signaling_files import SignalingBundle, signaling_bundle
+from components.rendering.userdata import (
+    USER_DATA_CAPS,
+    UserDataTooLargeError,
+    VmBundle,
+    user_data_bytes,
+)
 
 EXIT_CONFIG: Final = 2
 # Written into every folder `xxl render` fills: only such a folder is rendered into again.
@@ -255,7 +260,7 @@ def _program_reads(stack_path: Path) -> Iterator[None]:
     CLI hands it; offline, both come from `--stack`, so one file is the only source even when
     a file of the same name in `stacks/` says otherwise.
     """
-    from components import stack_config  # noqa: PLC0415 - imports pulumi; render needs none
+    from components.cloud import stack_config  # noqa: PLC0415 - imports pulumi; render needs none
 
     saved = stack_config.STACKS_DIR
     stack_config.STACKS_DIR = stack_path.resolve().parent
@@ -268,8 +273,8 @@ def _program_reads(stack_path: Path) -> Iterator[None]:
 def cmd_plan(stack_path: Path, fmt: str) -> int:
     stack = load_stack_file(stack_path)
     # The real program, under Pulumi's mocks: what `pulumi up` would register and export.
-    from components import plan_report  # noqa: PLC0415 - imports pulumi; render needs none
-    from components.offline import run_program, stack_config  # noqa: PLC0415
+    from components.offline import plan_report  # noqa: PLC0415 - imports pulumi; render needs none
+    from components.offline.mocks import run_program, stack_config  # noqa: PLC0415
 
     stand_ins = {}
     if stack.settings.tls.mode is TlsMode.provided:
@@ -312,7 +317,7 @@ def cmd_up_local(stack_path: Path, https_port: int) -> int:
 
 
 def cmd_event(args: argparse.Namespace) -> int:
-    from components import events  # noqa: PLC0415
+    from components.offline import events  # noqa: PLC0415
 
     try:
         if args.action == "create":

@@ -30,24 +30,21 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
-from components.pricing import (
+from components.model.planner import check_plan
+from components.model.pricing import (
     DEFAULT_BRIDGE,
     DEFAULT_SIGNALING,
     MIN_BRIDGE_VCPUS,
     MIN_SIGNALING_VCPUS,
     types_for,
 )
-
-PROJECT: Final = "jitsi-xxl"
+from components.model.project import PROJECT, VISITOR_DOMAIN_SUFFIX, Cloud
 
 # Config namespaces a stack file may carry besides the project's own: the providers'.
 PROVIDER_NAMESPACES: Final = frozenset({"aws", "hcloud", "random", "pulumi"})
 
 # Top-level keys of a Pulumi stack file other than `config`.
 STACK_FILE_KEYS: Final = frozenset({"config", "encryptionsalt", "secretsprovider", "encryptedkey"})
-
-# The web client and jigasi hard-code `vN.meet.jitsi` as the visitor domains.
-VISITOR_DOMAIN_SUFFIX: Final = "meet.jitsi"
 
 # The domain is the certificate's common name, which OpenSSL and ACME limit to 64 characters
 # (tighter than DNS's 253); each label is at most 63. Every pattern is used with fullmatch:
@@ -78,14 +75,6 @@ class ConfigError(Exception):
 
 class UsageError(ConfigError):
     """A bad command-line argument; each problem names the argument and what is allowed."""
-
-
-@unique
-class Cloud(StrEnum):
-    """Where the stack runs."""
-
-    aws = "aws"
-    hetzner = "hetzner"
 
 
 @unique
@@ -562,10 +551,8 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
         settings = Settings.model_validate(dict(raw))
     except ValidationError as exc:
         raise ConfigError(_problems(exc)) from None
-    # Rules between sections need the planner's arithmetic, so they live there; importing
-    # here keeps one entry point that either returns a valid model or raises ConfigError.
-    from components.planner import check_plan  # noqa: PLC0415 - planner imports settings
-
+    # Rules between sections need the planner's arithmetic, so they live there; one entry
+    # point either returns a valid model or raises ConfigError.
     problems = check_plan(settings)
     if problems:
         raise ConfigError(problems)

@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from components.credentials import Credentials, TlsMaterial
-from components.package_sources import UPSTREAM, PackageSources
-from components.planner import Plan, VisitorNode, colibri_ws_route, reserved_port_ranges
-from components.ports import (
+from components.model.credentials import Credentials, TlsMaterial
+from components.model.planner import Plan, VisitorNode, colibri_ws_route, reserved_port_ranges
+from components.model.ports import (
     HTTPS_PORT,
     JICOFO_REST_PORT,
     JVB_WEBSOCKET_PORT,
@@ -23,9 +22,11 @@ from components.ports import (
     TURN_PORT,
     TURNS_PORT,
 )
-from components.render import FileSpec, RenderedFile, render, render_specs
-from components.settings import VISITOR_DOMAIN_SUFFIX, Promotion, Settings, TlsMode
-from components.userdata import VmBundle, vm_bundle
+from components.model.project import VISITOR_DOMAIN_SUFFIX
+from components.model.settings import Promotion, Settings, TlsMode
+from components.rendering.engine import FileSpec, RenderedFile, render, render_specs
+from components.rendering.package_sources import UPSTREAM, PackageSources
+from components.rendering.userdata import VmBundle, vm_bundle
 
 LOOPBACK: Final = "127.0.0.1"
 # Where jitsi-meet-prosody installs Jitsi's prosody modules.
@@ -95,12 +96,13 @@ def vnode_s2s_names(domain: str) -> tuple[str, ...]:
     return (n["muc"], n["visitors_component"], n["domain"], n["polls"])
 
 
-def cert_names(domain: str, plan: Plan) -> list[str]:
-    """Every XMPP host of the VM: the self-signed certificate prosody offers covers them all
-    (s2s between the main prosody and the nodes uses TLS; names are not verified)."""
+def cert_names(domain: str) -> list[str]:
+    """The names of the self-signed certificate prosody offers: the main hosts, and the
+    visitor nodes by one wildcard. s2s between the main prosody and the nodes uses TLS but
+    verifies no name (self-signed, `s2s_secure_auth = false`, dialback), so listing each
+    node's four names would only cost user data (64 nodes must fit AWS's 16 KB)."""
     main = [v for k, v in names(domain).items() if not k.endswith("_jid")]
-    nodes = [name for n in plan.nodes for name in n.s2s_names]
-    return list(dict.fromkeys([*main, *nodes]))
+    return list(dict.fromkeys([*main, f"*.{VISITOR_DOMAIN_SUFFIX}"]))
 
 
 def readiness_checks(plan: Plan) -> list[dict[str, str]]:
@@ -198,7 +200,7 @@ def context(
             else None
         ),
         "visitors_ignore_list": [hosts["recorder"]],
-        # ours, beside the package's: it names every host of the VM (see cert_names)
+        # ours, beside the package's (see cert_names)
         "prosody_certs": {
             "key": layout.path("/etc/prosody/certs/jitsi-xxl.key"),
             "crt": layout.path("/etc/prosody/certs/jitsi-xxl.crt"),
@@ -207,7 +209,7 @@ def context(
         "https_listen": list(layout.https_listen),
         "http_listen": list(layout.http_listen),
         "c2s_interfaces": list(dict.fromkeys((LOOPBACK, plan.network.signaling_private_ip))),
-        "cert_names": cert_names(settings.domain, plan),
+        "cert_names": cert_names(settings.domain),
         "reserved_ports": reserved_port_ranges(plan.nodes),
         "main_data_dir": layout.path("/var/lib/prosody"),
         "main_log_dir": layout.path("/var/log/prosody"),

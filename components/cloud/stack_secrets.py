@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 import pulumi
 import pulumi_random as random
 
-from components.credentials import Credentials
+from components.model.credentials import Credentials
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,9 +22,8 @@ from typing import Any, Final
 
 import yaml
 
-from components.settings import (
-    PROJECT,
-    Cloud,
+from components.model.project import PROJECT, Cloud
+from components.model.settings import (
     ConfigError,
     Settings,
     StackFile,
@@ -33,7 +32,7 @@ from components.settings import (
     parse_settings,
 )
 
-STACKS_DIR: Final = Path(__file__).resolve().parent.parent / "stacks"
+STACKS_DIR: Final = Path(__file__).resolve().parents[2] / "stacks"
 PROJECT_DIR: Final = STACKS_DIR.parent
 EVENT_PREFIX: Final = "event-"
 _NAME: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")  # with fullmatch

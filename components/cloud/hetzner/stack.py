@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from components import naming
-from components.deployment import Deployed, Deployment
-from components.firewall import bridge_rules, signaling_rules
-from components.jvb_pool_hetzner import HetznerBridgePool, HetznerBridgePoolArgs
-from components.network_hetzner import HetznerNetwork, HetznerNetworkArgs
-from components.planner import placement_groups
-from components.signaling_hetzner import HetznerSignaling, HetznerSignalingArgs
+from components.cloud.deployment import Deployed, Deployment
+from components.cloud.firewall import bridge_rules, signaling_rules
+from components.cloud.hetzner.jvb_pool import HetznerBridgePool, HetznerBridgePoolArgs
+from components.cloud.hetzner.network import HetznerNetwork, HetznerNetworkArgs
+from components.cloud.hetzner.signaling import HetznerSignaling, HetznerSignalingArgs
+from components.model import naming
+from components.model.planner import placement_groups
 
 
 def deploy_hetzner(d: Deployment) -> Deployed:

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.dns import DnsRecordArgs
-from components.planner import Plan
-from components.settings import Settings
+from components.cloud.dns import DnsRecordArgs
+from components.model.planner import Plan
+from components.model.settings import Settings
 
 
 @dataclass(frozen=True, kw_only=True)

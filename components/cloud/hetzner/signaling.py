@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import pulumi
 import pulumi_hcloud as hcloud
 
-from components.dns import DnsRecord, DnsRecordArgs
+from components.cloud.dns import DnsRecord, DnsRecordArgs
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.naming import relative_record
-from components.settings import Cloud
+from components.model.naming import relative_record
+from components.model.project import Cloud
 
 
 @dataclass(frozen=True, kw_only=True)

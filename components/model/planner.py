@@ -13,10 +13,13 @@ import ipaddress
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from components.ports import node_ports
-from components.settings import PROJECT, VISITOR_DOMAIN_SUFFIX, Cloud, Settings
+from components.model.ports import node_ports
+from components.model.project import PROJECT, VISITOR_DOMAIN_SUFFIX, Cloud
+
+if TYPE_CHECKING:  # the model imports the planner for its rules between sections
+    from components.model.settings import Settings
 
 MAX_NODES: Final = 64
 

@@ -11,15 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final
 
-from components.credentials import Credentials
-from components.planner import Plan
-from components.ports import JVB_MEDIA_PORT, JVB_PRIVATE_PORT, JVB_WEBSOCKET_PORT
-from components.render import FileSpec, RenderedFile, render, render_specs
-from components.settings import Cloud, Settings
-from components.signaling_files import names
-from components.userdata import VmBundle, vm_bundle
+from components.model.credentials import Credentials
+from components.model.planner import Plan
+from components.model.ports import JVB_MEDIA_PORT, JVB_PRIVATE_PORT, JVB_WEBSOCKET_PORT
+from components.model.project import Cloud
+from components.model.settings import Settings
+from components.rendering.engine import FileSpec, RenderedFile, render, render_specs
+from components.rendering.signaling_files import names
+from components.rendering.userdata import VmBundle, vm_bundle
 
-AGENT_SOURCE: Final = Path(__file__).resolve().parent / "bridge_agent.py"
+AGENT_SOURCE: Final = Path(__file__).resolve().parents[1] / "agents" / "bridge_agent.py"
 AGENT_PATH: Final = "/usr/local/lib/jitsi-xxl/bridge_agent.py"
 AGENT_CONFIG: Final = "/etc/jitsi/xxl/agent.json"
 AGENT_COMMAND: Final = f"/usr/bin/python3 {AGENT_PATH} --config {AGENT_CONFIG}"

@@ -15,9 +15,9 @@ from typing import Any, get_args, get_origin
 import pulumi
 from pydantic import BaseModel
 
-from components.credentials import TlsMaterial
-from components.settings import (
-    PROJECT,
+from components.model.credentials import TlsMaterial
+from components.model.project import PROJECT
+from components.model.settings import (
     ConfigError,
     Settings,
     TlsMode,
@@ -25,7 +25,7 @@ from components.settings import (
     parse_settings,
 )
 
-STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
+STACKS_DIR = Path(__file__).resolve().parents[2] / "stacks"
 
 
 def raw_project_config(config: pulumi.Config) -> dict[str, Any]:

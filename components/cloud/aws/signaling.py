@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 import pulumi
 import pulumi_aws as aws
 
-from components.dns import DnsRecord, DnsRecordArgs
-from components.iam_aws import ssm_instance_role
-from components.images import aws_debian_ami
+from components.cloud.aws.iam import ssm_instance_role
+from components.cloud.dns import DnsRecord, DnsRecordArgs
+from components.cloud.images import aws_debian_ami
 
 ROOT_VOLUME_GIB = 40
 

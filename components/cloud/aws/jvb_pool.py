@@ -18,10 +18,10 @@ from datetime import datetime, timedelta
 import pulumi
 import pulumi_aws as aws
 
-from components.bridge_agent import LIFECYCLE_HOOK
-from components.iam_aws import bridge_agent_policy, ssm_instance_role
-from components.images import aws_debian_ami
-from components.settings import ScaleOn
+from components.agents.bridge_agent import LIFECYCLE_HOOK
+from components.cloud.aws.iam import bridge_agent_policy, ssm_instance_role
+from components.cloud.images import aws_debian_ami
+from components.model.settings import ScaleOn
 
 ROOT_VOLUME_GIB = 20
 # Heartbeat timeout of the lifecycle hook; the agent beats every minute.

@@ -1,0 +1,1 @@
+"""Programs that run on the VMs as they are shipped (the bridge agent)."""

@@ -1,0 +1,1 @@
+"""Hetzner Cloud: network, signaling server, bridge pool, and the stack's composition."""

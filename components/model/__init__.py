@@ -1,0 +1,2 @@
+"""Settings and planning: the frozen settings model, the pure planner, ports, names, prices
+and the shared credentials."""

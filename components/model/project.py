@@ -1,0 +1,19 @@
+"""The project's fixed names, shared by the settings model and the planner (which the model
+uses for its rules between sections, so neither imports the other's module at load time)."""
+
+from __future__ import annotations
+
+from enum import StrEnum, unique
+from typing import Final
+
+PROJECT: Final = "jitsi-xxl"
+# The web client and jigasi hard-code `vN.meet.jitsi` as the visitor domains.
+VISITOR_DOMAIN_SUFFIX: Final = "meet.jitsi"
+
+
+@unique
+class Cloud(StrEnum):
+    """Where the stack runs."""
+
+    aws = "aws"
+    hetzner = "hetzner"
