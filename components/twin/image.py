@@ -23,6 +23,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final
@@ -38,6 +39,8 @@ IMAGE_PACKAGES: Final = (
     "procps", "python3", "netbase", "perl-base",
 )  # fmt: skip
 ARCHIVE_MOUNT: Final = "/var/lib/jitsi-xxl-twin/archive"
+# Cached roots and archives unused this long are removed when a twin starts.
+PRUNE_AFTER_DAYS: Final = 7.0
 UPSTREAM_SOURCES: Final = "/usr/share/jitsi-xxl-twin/upstream.list"
 # Bump when the way a root or archive is built changes, so old cache entries are not reused.
 _RECIPE: Final = 3
@@ -99,9 +102,11 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _build_once(final: Path, build: object) -> Path:
-    """Run `build(tmp)` unless `final` exists; rename the result into place."""
+    """Run `build(tmp)` unless `final` exists; rename the result into place. Each use marks
+    the entry as recently used, for `prune`."""
     with _locked(final.with_name(final.name + ".lock")):
         if final.is_dir():
+            os.utime(final)
             return final
         tmp = Path(tempfile.mkdtemp(prefix=final.name + ".", dir=final.parent))
         try:
@@ -111,6 +116,28 @@ def _build_once(final: Path, build: object) -> Path:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def prune(keep: Sequence[Path], days: float = PRUNE_AFTER_DAYS) -> list[Path]:
+    """Remove cached roots and archives not used for `days`, except `keep`; an entry another
+    run holds (its lock taken) is left alone. Returns what was removed."""
+    removed: list[Path] = []
+    kept = {p.resolve() for p in keep}
+    cutoff = time.time() - days * 86400
+    entries = [*cache_dir().glob("root-*"), *cache_dir().glob("archive-*")]
+    for entry in sorted(entries):
+        if not entry.is_dir() or entry.resolve() in kept or entry.stat().st_mtime > cutoff:
+            continue
+        lock = entry.with_name(entry.name + ".lock")
+        with lock.open("w") as held:
+            try:
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+        lock.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
 
 
 def base_root() -> Path:

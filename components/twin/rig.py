@@ -184,6 +184,7 @@ def prepare_images(
         root = image.base_root()
         stand_ins = standins(settings.release, jitsi.plugins, jitsi.control)
         archive = image.archive(root, debian_packages(stand_ins), stand_ins)
+        image.prune(keep=[root.parent, archive.parent])
     except image.ImageError as exc:
         raise TwinError(str(exc)) from None
     return root, archive, stand_ins
