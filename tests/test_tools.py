@@ -115,22 +115,7 @@ def test_prosodyctl_check_catches_a_broken_file(world_tmp: Path) -> None:
 
 def test_nginx_accepts_the_site(tree: tuple[StackFile, Path, tuple[RenderedFile, ...]]) -> None:
     stack, root, _ = tree
-    nginx = require_tool("nginx")
-    domain = stack.settings.domain
-    tls = root / "etc" / "jitsi" / "xxl" / "tls"
-    self_signed(tls / f"{domain}.crt", tls / f"{domain}.key", domain)
-    site = root / "etc" / "nginx" / "sites-available" / f"{domain}.conf"
-    prefix = root / "nginx"
-    (prefix / "logs").mkdir(parents=True)
-    conf = prefix / "nginx.conf"
-    conf.write_text(
-        f"pid {prefix}/nginx.pid;\nerror_log {prefix}/logs/error.log;\nevents {{}}\n"
-        f"http {{\n  access_log off;\n  include {site};\n}}\n"
-    )
-    proc = subprocess.run(
-        [nginx, "-t", "-q", "-c", str(conf), "-p", str(prefix)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    proc = _nginx_t(require_tool("nginx"), root, stack.settings.domain)
     assert proc.returncode == 0, proc.stderr
 
 

@@ -263,7 +263,7 @@ def test_bootstrap_again_changes_nothing_and_serves(twin: rig.Twin) -> None:
 
 
 def test_second_boot_of_the_same_root_serves_again(twin: rig.Twin) -> None:
-    report = Path(str(twin.path("/var/lib/jitsi-xxl/ready.json")))
+    report = twin.path("/var/lib/jitsi-xxl/ready.json")
     first = json.loads(report.read_text())["time"]
     twin.shutdown()
     # cloud-init does not run the bootstrap again on the same instance: the services come

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from components.twin.image import ImageError, _tool
+from components.twin.image import tool
 
 CLONE_NEWNET: Final = 0x40000000
 NETNS_DIR: Final = Path("/run/netns")
@@ -43,7 +43,7 @@ class ContainerError(Exception):
 
 
 def _ip(*args: str) -> None:
-    done = subprocess.run([_tool("ip"), *args], check=False, capture_output=True, text=True)
+    done = subprocess.run([tool("ip"), *args], check=False, capture_output=True, text=True)
     if done.returncode != 0:
         raise ContainerError(f"ip {' '.join(args)}: {done.stderr.strip()}")
 
@@ -73,7 +73,7 @@ def lan(name: str) -> Iterator[Lan]:
         _ip("-n", net.netns, "link", "set", "br0", "up")
         yield net
     finally:
-        subprocess.run([_tool("ip"), "netns", "del", net.netns], check=False, capture_output=True)
+        subprocess.run([tool("ip"), "netns", "del", net.netns], check=False, capture_output=True)
 
 
 @contextlib.contextmanager
@@ -90,7 +90,7 @@ def host_netns(net: Lan, host: str, address: str, prefix: int) -> Iterator[Path]
         _ip("-n", ns, "link", "set", "eth0", "up")
         yield NETNS_DIR / ns
     finally:
-        subprocess.run([_tool("ip"), "netns", "del", ns], check=False, capture_output=True)
+        subprocess.run([tool("ip"), "netns", "del", ns], check=False, capture_output=True)
 
 
 @dataclass
@@ -105,7 +105,7 @@ class Container:
 
     def command(self, argv: Sequence[str]) -> list[str]:
         """`argv` as run inside the container (all its namespaces, a clean environment)."""
-        return [_tool("nsenter"), "-t", str(self.leader), "-m", "-u", "-i", "-n", "-p", "--",
+        return [tool("nsenter"), "-t", str(self.leader), "-m", "-u", "-i", "-n", "-p", "--",
                 "/usr/bin/env", "-i", f"PATH={CONTAINER_PATH}", "LANG=C.UTF-8", *argv]  # fmt: skip
 
     def run(
@@ -150,7 +150,7 @@ def booted(
     The console is a pipe to `console` (a log file): a pseudo-terminal that nobody reads
     fills up, and systemd then blocks writing to it.
     """
-    argv = [_tool("systemd-nspawn"), "--quiet", "--boot", "--register=no", "--keep-unit",
+    argv = [tool("systemd-nspawn"), "--quiet", "--boot", "--register=no", "--keep-unit",
             f"--machine={name}", f"--directory={root}", f"--network-namespace-path={netns}",
             "--resolv-conf=off", "--timezone=off", "--link-journal=no", "--console=pipe",
             *(f"--bind-ro={src}:{dst}" for src, dst in binds)]  # fmt: skip
@@ -261,7 +261,3 @@ def published(netns: Path, target: tuple[str, int], port: int = 0) -> Iterator[F
         yield fwd
     finally:
         fwd.close()
-
-
-__all__ = ["Container", "ContainerError", "Forwarder", "ImageError", "Lan", "booted",
-           "host_netns", "lan", "published", "run_id", "stop"]  # fmt: skip

@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -84,7 +84,8 @@ def _run(argv: Sequence[str], what: str, timeout: float = 900, cwd: Path | None 
     return done.stdout
 
 
-def _tool(name: str) -> str:
+def tool(name: str) -> str:
+    """The path of a host tool; ImageError naming it when it is missing."""
     path = shutil.which(name) or next(
         (p for d in ("/usr/sbin", "/sbin") if Path(p := f"{d}/{name}").exists()), None
     )
@@ -101,7 +102,7 @@ def _locked(path: Path) -> Iterator[None]:
         yield
 
 
-def _build_once(final: Path, build: object) -> Path:
+def _build_once(final: Path, build: Callable[[Path], None]) -> Path:
     """Run `build(tmp)` unless `final` exists; rename the result into place. Each use marks
     the entry as recently used, for `prune`."""
     with _locked(final.with_name(final.name + ".lock")):
@@ -110,7 +111,7 @@ def _build_once(final: Path, build: object) -> Path:
             return final
         tmp = Path(tempfile.mkdtemp(prefix=final.name + ".", dir=final.parent))
         try:
-            build(tmp)  # type: ignore[operator]
+            build(tmp)
             tmp.rename(final)
         finally:
             if tmp.exists():
@@ -149,11 +150,11 @@ def base_root() -> Path:
 
 def _build_root(tmp: Path, mirror: str | None) -> None:
     root = tmp / "root"
-    argv = [_tool("debootstrap"), "--variant=minbase", "--include=" + ",".join(BOOT_PACKAGES),
+    argv = [tool("debootstrap"), "--variant=minbase", "--include=" + ",".join(BOOT_PACKAGES),
             SUITE, str(root)]  # fmt: skip
     _run([*argv, *([mirror] if mirror else [])], "debootstrap of Debian 13")
     shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
-    apt = [_tool("chroot"), str(root), "/usr/bin/apt-get", "-q", "-y", "--no-install-recommends"]
+    apt = [tool("chroot"), str(root), "/usr/bin/apt-get", "-q", "-y", "--no-install-recommends"]
     _run([*apt, "update"], "apt-get update in the new root")
     _run([*apt, "install", *IMAGE_PACKAGES], "installing the image's packages")
     # A resolver that answers nothing, as on a network with no route out (prosody's
@@ -193,7 +194,7 @@ def overlay(lower: Path, scratch: Path) -> Iterator[Path]:
     for d in (upper, work, merged):
         d.mkdir(parents=True, exist_ok=True)
     opts = f"lowerdir={lower},upperdir={upper},workdir={work}"
-    _run([_tool("mount"), "-t", "overlay", "overlay", "-o", opts, str(merged)], "overlay mount")
+    _run([tool("mount"), "-t", "overlay", "overlay", "-o", opts, str(merged)], "overlay mount")
     try:
         yield merged
     finally:
@@ -204,9 +205,9 @@ def unmount(path: Path) -> None:
     """Unmount `path` (lazily if it is still busy); a path that is not mounted is left alone."""
     if not os.path.ismount(path):
         return
-    done = subprocess.run([_tool("umount"), str(path)], check=False, capture_output=True)
+    done = subprocess.run([tool("umount"), str(path)], check=False, capture_output=True)
     if done.returncode != 0:
-        subprocess.run([_tool("umount"), "-l", str(path)], check=False, capture_output=True)
+        subprocess.run([tool("umount"), "-l", str(path)], check=False, capture_output=True)
 
 
 def _build_archive(
@@ -220,7 +221,7 @@ def _build_archive(
     ]
     with overlay(root, tmp / "overlay") as merged:
         shutil.copy("/etc/resolv.conf", merged / "etc/resolv.conf")
-        chroot = [_tool("chroot"), str(merged), "/usr/bin/apt-get", *apt_opts]
+        chroot = [tool("chroot"), str(merged), "/usr/bin/apt-get", *apt_opts]
         _run([*chroot, "update"], "apt-get update (Debian's archive)")
         _run(
             [*chroot, "install", "-y", "--download-only", *wanted],
@@ -236,10 +237,10 @@ def _build_archive(
         build_deb(pkg, out)
     # run inside the archive, so that every Filename is relative to it
     packages = _run(
-        [_tool("dpkg-scanpackages"), "--multiversion", "."], "dpkg-scanpackages", cwd=out
+        [tool("dpkg-scanpackages"), "--multiversion", "."], "dpkg-scanpackages", cwd=out
     )
     (out / "Packages").write_text(packages)
-    release = _run([_tool("apt-ftparchive"), "release", "."], "apt-ftparchive release", cwd=out)
+    release = _run([tool("apt-ftparchive"), "release", "."], "apt-ftparchive release", cwd=out)
     (out / "Release").write_text(release)
     # the container reads it as another user than the builder's
     for p in (out, *out.iterdir()):

@@ -138,9 +138,6 @@ class Twin:
         data: dict[str, Any] = json.loads(self.path(READY_REPORT).read_text())
         return data
 
-    def rendered(self, absolute: str) -> str:
-        return next(f.content for f in self.bundle.files if f.path == absolute)
-
     # -- boot -----------------------------------------------------------------------------
     def boot(self, timeout: float = BOOT_TIMEOUT, wait_for: str = READY_REPORT) -> None:
         """Boot the root (again) and wait until `wait_for` exists, or the boot failed."""
@@ -176,9 +173,7 @@ class Twin:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def prepare_images(
-    settings: Settings, jitsi: JitsiSource
-) -> tuple[Path, Path, tuple[StandIn, ...]]:
+def prepare_images(settings: Settings, jitsi: JitsiSource) -> tuple[Path, Path]:
     """The cached root and archive for `settings` (built on first use)."""
     try:
         root = image.base_root()
@@ -187,7 +182,7 @@ def prepare_images(
         image.prune(keep=[root.parent, archive.parent])
     except image.ImageError as exc:
         raise TwinError(str(exc)) from None
-    return root, archive, stand_ins
+    return root, archive
 
 
 @contextlib.contextmanager
@@ -203,38 +198,42 @@ def running(
     if jitsi is None:
         raise TwinError(HOW_TO_PROVIDE)
     settings = twin_settings(settings)
-    base, archive, _ = prepare_images(settings, jitsi)
+    base, archive = prepare_images(settings, jitsi)
     the_plan = plan(settings)
     creds = Credentials.throwaway()
     layout = Layout(packages=image_archive_only(archive_version(archive, "prosody")))
     bundle = signaling_bundle(settings, the_plan, creds, None, layout)
     runs = image.cache_dir() / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    with contextlib.ExitStack() as stack:
-        scratch = Path(tempfile.mkdtemp(prefix="twin-", dir=runs))
-        stack.callback(shutil.rmtree, scratch, True)
-        if keep is not None:
-            stack.callback(_keep_logs, scratch, keep)
-        root = stack.enter_context(image.overlay(base, scratch))
-        _seed(root, user_data_bytes(bundle.user_data, settings.cloud), scratch.name)
-        name = container.run_id()
-        net = stack.enter_context(container.lan(name))
-        prefix = int(settings.network.cidr.split("/")[1])
-        private_ip = the_plan.network.signaling_private_ip
-        netns = stack.enter_context(container.host_netns(net, "sig", private_ip, prefix))
-        twin = Twin(
-            settings=settings, plan=the_plan, creds=creds, bundle=bundle, root=root,
-            netns=netns, console=scratch / "console.log", archive=archive,
-        )  # fmt: skip
-        stack.callback(twin.shutdown)
-        https = stack.enter_context(
-            container.published(netns, ("127.0.0.1", HTTPS_PORT), https_port)
-        )
-        c2s = stack.enter_context(container.published(netns, (private_ip, MAIN_C2S_PORT)))
-        twin.ports = {"https": https.port, "c2s": c2s.port}
-        if boot:
-            twin.boot()
-        yield twin
+    try:
+        with contextlib.ExitStack() as stack:
+            scratch = Path(tempfile.mkdtemp(prefix="twin-", dir=runs))
+            stack.callback(shutil.rmtree, scratch, True)
+            if keep is not None:
+                stack.callback(_keep_logs, scratch, keep)
+            root = stack.enter_context(image.overlay(base, scratch))
+            _seed(root, user_data_bytes(bundle.user_data, settings.cloud), scratch.name)
+            name = container.run_id()
+            net = stack.enter_context(container.lan(name))
+            prefix = int(settings.network.cidr.split("/")[1])
+            private_ip = the_plan.network.signaling_private_ip
+            netns = stack.enter_context(container.host_netns(net, "sig", private_ip, prefix))
+            twin = Twin(
+                settings=settings, plan=the_plan, creds=creds, bundle=bundle, root=root,
+                netns=netns, console=scratch / "console.log", archive=archive,
+            )  # fmt: skip
+            stack.callback(twin.shutdown)
+            https = stack.enter_context(
+                container.published(netns, ("127.0.0.1", HTTPS_PORT), https_port)
+            )
+            c2s = stack.enter_context(container.published(netns, (private_ip, MAIN_C2S_PORT)))
+            twin.ports = {"https": https.port, "c2s": c2s.port}
+            if boot:
+                twin.boot()
+            yield twin
+    except (container.ContainerError, image.ImageError) as exc:
+        # one error type for callers: xxl up-local prints it, the tests report it
+        raise TwinError(str(exc)) from None
 
 
 def _seed(root: Path, user_data: bytes, instance: str) -> None:
