@@ -11,6 +11,7 @@ from components.cloud.outputs import (
     OUTPUT_CAPACITY,
     OUTPUT_COST,
     OUTPUT_JICOFO_VISITORS_CONFIG,
+    OUTPUT_JWT_APP_SECRET,
     OUTPUT_PLAN,
     OUTPUT_S2S_CONFIG,
     OUTPUT_SIGNALING_PRIVATE_IP,
@@ -33,16 +34,19 @@ prefix = naming.resource_prefix(stack)
 creds = StackSecrets(f"{prefix}-secrets", StackSecretsArgs()).credentials
 # rendered once: the user data and the jicofo output come from the same bundle
 signaling = pulumi.Output.all(creds, tls_material(settings)).apply(
-    lambda ct: signaling_bundle(settings, the_plan, ct[0], ct[1])
+    lambda ct: signaling_bundle(settings, the_plan, ct[0], ct[1], stack=stack)
 )
 signaling_user_data = signaling.apply(lambda b: b.user_data)
-bridge_user_data = creds.apply(lambda c: bridge_bundle(settings, the_plan, c).user_data)
+bridge_user_data = creds.apply(
+    lambda c: bridge_bundle(settings, the_plan, c, stack=stack).user_data
+)
 dns = settings.dns
 deployment = Deployment(
     stack=stack,
     prefix=prefix,
     settings=settings,
     plan=the_plan,
+    credentials=creds,
     signaling_user_data=pulumi.Output.secret(signaling_user_data),
     bridge_user_data=pulumi.Output.secret(bridge_user_data),
     dns=DnsRecordArgs(cloud=settings.cloud, zone=dns.zone, domain=settings.domain, ttl=dns.ttl)
@@ -72,6 +76,7 @@ pulumi.export(
     OUTPUT_JICOFO_VISITORS_CONFIG,
     pulumi.Output.secret(signaling.apply(lambda b: b.jicofo_visitors_config)),
 )
+pulumi.export(OUTPUT_JWT_APP_SECRET, pulumi.Output.secret(creds.apply(lambda c: c.jwt_app_secret)))
 pulumi.export(
     OUTPUT_BRIDGE_POOL,
     {"instance_type": settings.bridge_type(), "min": pool.min, "desired": pool.desired,

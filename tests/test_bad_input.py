@@ -294,8 +294,14 @@ def test_admin_cidrs_that_together_are_everywhere(cidrs: list[str]) -> None:
         parse_settings({**BASE, "admin_cidrs": cidrs})
 
 
-def test_admin_cidrs_that_leave_a_gap_are_fine() -> None:
+def test_admin_cidrs_that_leave_a_gap_but_span_most_of_the_internet() -> None:
     cidrs = ["0.0.0.0/2", "64.0.0.0/2", "128.0.0.0/2", "2001:db8::/32"]
+    with pytest.raises(ConfigError, match=r"jitsi-xxl:admin_cidrs.*no wider than /8 \(IPv4\)"):
+        parse_settings({**BASE, "admin_cidrs": cidrs})
+
+
+def test_admin_networks_of_ordinary_size_are_fine() -> None:
+    cidrs = ["10.0.0.0/8", "11.0.0.0/9", "203.0.113.0/24", "2001:db8::/32"]
     assert parse_settings({**BASE, "admin_cidrs": cidrs}).admin_cidrs == cidrs
 
 

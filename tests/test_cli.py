@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
+import io
 import json
+import tarfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components.model.credentials import Credentials
 from components.offline import cli
 from tests.conftest import STACKS, stack_ids
 
 KNOWN = Credentials(
-    jicofo_password="known-jicofo-9f1c",
-    jvb_password="known-jvb-7a2e",
-    visitor_focus_password="known-vnode-3b8d",
-    turn_secret="known-turn-5c6a",
+    jicofo_password="known-jicofo-9f1c0000",
+    jvb_password="known-jvb-7a2e00000000",
+    visitor_focus_password="known-vnode-3b8d00000",
+    turn_secret="known-turn-5c6a0000000",
+    jwt_app_secret="known-jwt-1d4f00000000",
 )
 
 
@@ -55,7 +60,18 @@ def test_render_writes_every_file(
         sent = (out / "signaling" / "cloud-init.yaml.gz").read_bytes()
         assert gzip.decompress(sent).decode() == text
         assert len(sent) == doc["user_data"]["sent_bytes"] <= 16000
-    # secrets stay out of what a person or a log sees
+    # secrets stay out of what a person or a log sees, and out of AWS user data entirely
+    if doc["cloud"] == "aws":
+        archive = next(iter(yaml.safe_load(text)["write_files"]))["content"]
+        with tarfile.open(fileobj=io.BytesIO(base64.b64decode(archive)), mode="r:xz") as tar:
+            assert "etc/jitsi/xxl/secrets.env" not in tar.getnames()
+            unpacked = "".join(
+                tar.extractfile(m).read().decode()  # type: ignore[union-attr]
+                for m in tar.getmembers()
+                if m.isfile()
+            )
+        for value in KNOWN.values():
+            assert value not in text + unpacked
     for value in KNOWN.values():
         assert value not in stdout + stderr
         assert value not in (out / "plan.json").read_text()

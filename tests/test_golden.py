@@ -43,6 +43,9 @@ def test_golden(stack: StackFile) -> None:
     folder = GOLDEN / stack.name
     files = rendered(stack)
     if os.environ.get("UPDATE_GOLDEN"):
+        for stale in folder.rglob("*"):
+            if stale.is_file() and str(stale.relative_to(folder)) not in files:
+                stale.unlink()
         for rel, text in files.items():
             (folder / rel).parent.mkdir(parents=True, exist_ok=True)
             (folder / rel).write_text(text)

@@ -27,7 +27,11 @@ from components.model.planner import (
 )
 from components.model.ports import STANDARD_PORTS
 from components.model.settings import ConfigError, parse_settings
-from components.rendering.signaling_files import jicofo_visitors, rootfs_files, vnode_s2s_names
+from components.rendering.signaling_files import (
+    jicofo_visitors,
+    signaling_bundle,
+    vnode_s2s_names,
+)
 
 node_counts = st.integers(min_value=1, max_value=MAX_NODES)
 
@@ -181,7 +185,7 @@ def test_rendered_names_and_ports_agree(count: int) -> None:
         }
     )
     p = plan(s)
-    files = {f.path: f.content for f in rootfs_files(s, p, Credentials.placeholders())}
+    files = {f.path: f.content for f in signaling_bundle(s, p, Credentials.placeholders()).files}
     main = files["/etc/prosody/prosody.cfg.lua"]
     main_override = dict(_OVERRIDE.findall(_section(main, "s2sout_override = {", "}")))
     main_whitelist = set(re.findall(r'"([^"]+)"', _section(main, "s2s_whitelist = {", "}")))

@@ -8,6 +8,7 @@ tool and a missing one fails the run (tests.conftest.require_tool).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -21,7 +22,7 @@ from pyhocon import ConfigFactory
 
 from components.model.settings import StackFile, parse_settings
 from components.rendering.engine import RenderedFile
-from components.rendering.signaling_files import Layout
+from components.rendering.signaling_files import NODE_TEMPLATE, Layout
 from tests.conftest import render_stack, require_tool
 from tests.hocon_oracle import REFERENCES, known_keys, leaf_paths, upstream_available, upstream_keys
 
@@ -65,7 +66,8 @@ def tree(stack: StackFile, world_tmp: Path) -> tuple[StackFile, Path, tuple[Rend
 
 
 def lua_files(files: tuple[RenderedFile, ...]) -> list[RenderedFile]:
-    return [f for f in files if f.path.endswith(".lua")]
+    """Every Lua file prosody reads: the node template is not one (its expansions are)."""
+    return [f for f in files if f.path.endswith(".lua") and not f.path.endswith(NODE_TEMPLATE)]
 
 
 def test_luac_parses_every_lua_file(tree: tuple[StackFile, Path, tuple[RenderedFile, ...]]) -> None:
@@ -342,8 +344,23 @@ def test_every_node_count_passes_the_validators(world_tmp: Path) -> None:
         shutil.rmtree(root)
 
 
+@functools.cache
+def _stream_module(nginx: str) -> str:
+    """The `load_module` line for nginx's stream module where this nginx builds it as a
+    module (Debian: libnginx-mod-stream), else nothing."""
+    info = subprocess.run([nginx, "-V"], capture_output=True, text=True, check=False).stderr
+    if "--with-stream=dynamic" not in info:
+        return ""
+    m = re.search(r"--modules-path=(\S+)", info)
+    module = Path(m[1] if m else "/usr/lib/nginx/modules") / "ngx_stream_module.so"
+    if not module.exists():
+        require_tool("libnginx-mod-stream's ngx_stream_module.so")
+    return f"load_module {module};\n"
+
+
 def _nginx_t(nginx: str, root: Path, domain: str) -> subprocess.CompletedProcess[str]:
-    """nginx -t of the rendered site under the rendered connection limits."""
+    """nginx -t of the rendered site and stream (the TLS multiplexer on 443) under the
+    rendered connection limits."""
     tls = root / "etc" / "jitsi" / "xxl" / "tls"
     if not (tls / f"{domain}.crt").exists():
         self_signed(tls / f"{domain}.crt", tls / f"{domain}.key", domain)
@@ -357,8 +374,10 @@ def _nginx_t(nginx: str, root: Path, domain: str) -> subprocess.CompletedProcess
     (prefix / "logs").mkdir(parents=True, exist_ok=True)
     conf = prefix / "nginx.conf"
     site = root / "etc" / "nginx" / "sites-available" / f"{domain}.conf"
+    stream = root / "etc" / "nginx" / "stream.conf"
     conf.write_text(
-        f"pid {prefix}/nginx.pid;\nerror_log {prefix}/logs/error.log;\n"
+        f"{_stream_module(nginx)}pid {prefix}/nginx.pid;\nerror_log {prefix}/logs/error.log;\n"
+        f"include {stream};\n"
         f"worker_rlimit_nofile {limit['worker_rlimit_nofile']};\n"
         f"events {{ worker_connections {limit['worker_connections']}; }}\n"
         f"http {{\n  access_log off;\n  include {site};\n}}\n"

@@ -14,6 +14,7 @@ node), so that a handful of browsers walks the whole visitors flow.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
 import re
@@ -21,21 +22,30 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pytest
 
+from components.model.credentials import placeholder
 from components.model.planner import Plan
+from components.model.ports import HTTPS_PORT, TURN_PORT
+from components.model.project import METADATA_ADDRESS
 from components.model.settings import Promotion, Settings, load_stack_file
-from components.rendering.signaling_files import LOOPBACK, names
-from components.twin import rig
+from components.model.tokens import HostToken
+from components.offline.host_tokens import encode
+from components.rendering.secrets_delivery import GUARD_UNIT, SECRETS_FILE
+from components.rendering.signaling_files import LOOPBACK, names, turn_view
+from components.rendering.userdata import ROOTFS_ARCHIVE
+from components.twin import container, rig
+from tests import turn_clients
 from tests.conftest import ROOT, require_tool
-from tests.twin_clients import Endpoint
-from tests.twin_scenarios import Outcome, visitors_flow
+from tests.twin_clients import Browser, Endpoint
+from tests.twin_scenarios import Outcome, stage_is_for_hosts, visitors_flow
 from tests.xmpp_clients import c2s_close, c2s_join, c2s_login
 
 pytestmark = pytest.mark.twin
+EXTDISCO = "urn:xmpp:extdisco:2"
 
 HOST_TOOLS = ("debootstrap", "systemd-nspawn", "nsenter", "ip", "dpkg-scanpackages",
               "apt-ftparchive", "mount", "chroot")  # fmt: skip
@@ -101,6 +111,12 @@ def endpoint(twin: rig.Twin) -> Endpoint:
     return Endpoint(host=LOOPBACK, port=twin.ports["https"], domain=twin.settings.domain)
 
 
+def token(twin: rig.Twin, name: str, moderator: bool, *, secret: str = "", age: int = 0) -> str:
+    """A host token as `xxl token` makes it, issued `age` seconds ago."""
+    claims = HostToken(name=name, domain=twin.settings.domain, moderator=moderator, hours=1)
+    return encode(claims.claims(int(time.time()) - age), secret or twin.creds.jwt_app_secret)
+
+
 def flow(twin: rig.Twin) -> Outcome:
     return asyncio.run(
         visitors_flow(
@@ -108,6 +124,7 @@ def flow(twin: rig.Twin) -> Outcome:
             main_participants=twin.plan.main_participants,
             per_node=twin.plan.visitors_per_node,
             auto_promotion=twin.settings.visitors.promotion is Promotion.auto,
+            tokens=lambda name, moderator: token(twin, name, moderator),
         )
     )
 
@@ -183,6 +200,62 @@ def listeners(twin: rig.Twin) -> set[tuple[str, int]]:
     return out
 
 
+def test_files_on_the_vm_are_the_rendered_ones_with_secrets_filled(twin: rig.Twin) -> None:
+    """What the bootstrap makes (the node configs from their template, every placeholder
+    filled) is byte for byte what the render says the VM holds."""
+    values = {placeholder(f.name): getattr(twin.creds, f.name) for f in fields(twin.creds)}
+    checked = 0
+    for f in twin.bundle.files:
+        if not (f.path.startswith("/etc/prosody") or f.path.endswith(("jicofo.conf", ".cfg.lua"))):
+            continue
+        expected = f.content
+        for token, value in values.items():
+            expected = expected.replace(token, value)
+        assert twin.path(f.path).read_text() == expected, f.path
+        checked += 1
+    assert checked >= len(twin.plan.nodes) + 3
+
+
+def test_only_root_reaches_the_metadata_service(twin: rig.Twin) -> None:
+    """Hetzner: the user data (secrets) is one request away from every process on the VM, so
+    the bootstrap closes the metadata address to everyone but root, and the user data's archive
+    is gone once the secrets are in place."""
+    # any port: the guard goes by address (nginx holds 80 on every address of the twin)
+    url = f"http://{METADATA_ADDRESS}:8999/"
+
+    def counted() -> int:
+        rules = twin.run("nft", "list", "table", "inet", "jitsi_xxl_metadata").stdout
+        m = re.search(r"skuid != 0 counter packets (\d+)", rules)
+        assert m is not None, rules
+        return int(m[1])
+
+    # the twin has no metadata service: play one on its address inside the VM (the output
+    # hook sees local traffic too), so that root gets an answer and anyone else must not
+    twin.run("ip", "addr", "add", f"{METADATA_ADDRESS}/32", "dev", "lo", check=True)
+    twin.run("systemd-run", "--unit=xxl-fake-metadata", "--", "python3", "-m", "http.server",
+             "--bind", METADATA_ADDRESS, "--directory", "/run", "8999", check=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while twin.run("curl", "-fsS", "-m", "2", url, check=False).returncode != 0:
+            assert time.monotonic() < deadline, "root never reached the stand-in metadata service"
+            time.sleep(0.5)
+        before = counted()
+        refused = twin.run(
+            "runuser", "-u", "nobody", "--", "curl", "-sS", "-m", "5", url, check=False
+        )
+        assert refused.returncode == 7, refused  # curl: could not connect
+        assert counted() > before, "the attempt did not meet the guard"
+    finally:
+        twin.run("systemctl", "stop", "xxl-fake-metadata", check=False)
+        twin.run("ip", "addr", "del", f"{METADATA_ADDRESS}/32", "dev", "lo", check=False)
+    unit = twin.run("systemctl", "is-enabled", GUARD_UNIT, check=False).stdout.strip()
+    assert unit == "enabled"
+    assert not twin.path(ROOTFS_ARCHIVE).exists()
+    kept = twin.run("tar", "-tf", "/var/lib/jitsi-xxl/rootfs-without-secrets.tar").stdout
+    assert SECRETS_FILE.lstrip("/") not in kept
+    assert "usr/local/sbin/jitsi-xxl-bootstrap" in kept
+
+
 def test_prosodyctl_check_config_is_clean(twin: rig.Twin) -> None:
     configs = ["/etc/prosody/prosody.cfg.lua", *(f"/etc/prosody-{n.name}/prosody.cfg.lua"
                for n in twin.plan.nodes)]  # fmt: skip
@@ -200,6 +273,27 @@ def test_visitors_flow_with_real_clients(twin: rig.Twin) -> None:
     assert len(outcome.visitors) == twin.plan.visitors_per_node + 1, outcome
     bad = bad_lines(prosody_logs(twin, twin.plan))
     assert not bad, "\n".join(bad[:20])
+
+
+def test_the_stage_is_for_hosts(twin: rig.Twin) -> None:
+    """Anonymous joiners are viewers from the first second and never reach the main room or
+    the brewery; a moderator token makes a moderator; bad tokens are refused at login."""
+    outcome = asyncio.run(
+        stage_is_for_hosts(
+            endpoint(twin),
+            lambda name, moderator: token(twin, name, moderator),
+            {
+                "that expired": token(twin, "late-host", True, age=2 * 3600),
+                "signed with another secret": token(
+                    twin, "forger", True, secret="not-the-stack-secret-0123456789"
+                ),
+            },
+            names(twin.settings.domain)["brewery_jid"],
+        )
+    )
+    bad = bad_lines(prosody_logs(twin, twin.plan))
+    assert not bad, "\n".join(bad[:20])
+    assert len(outcome.checks) >= 8, outcome
 
 
 def test_jicofo_stand_in_read_the_rendered_config(twin: rig.Twin) -> None:
@@ -227,6 +321,185 @@ def test_wrong_bridge_password_is_refused(twin: rig.Twin) -> None:
     n = names(twin.settings.domain)
     with pytest.raises(PermissionError):
         asyncio.run(c2s_login(n["jvb_jid"], "not-the-password", LOOPBACK, twin.ports["c2s"]))
+
+
+# -- TURN -----------------------------------------------------------------------------------
+# A real TURN client (coturn's turnutils_uclient) on a host of the twin's Internet, relaying
+# to turnutils_peer there; credentials from the stack's TURN secret, as prosody issues them.
+
+
+@pytest.fixture(scope="module")
+def echo_peer(twin: rig.Twin) -> Iterator[str]:
+    """A UDP echo on the Internet host: where a relay may go."""
+    peer = turn_clients.echo_peer(
+        require_tool("turnutils_peer"), twin.internet, rig.INTERNET_HOST_IP
+    )
+    time.sleep(0.5)
+    try:
+        yield rig.INTERNET_HOST_IP
+    finally:
+        peer.terminate()
+        peer.wait(10)
+
+
+def turn_relay(
+    twin: rig.Twin, peer: str, label: str, *, tls: bool = False
+) -> turn_clients.RelayRun:
+    """A relay session from the Internet host to the VM's public address: UDP on 3478, or TLS
+    on 443 through nginx."""
+    ttl = turn_view(twin.settings, twin.plan)["credential_ttl"]
+    return turn_clients.relay(
+        require_tool("turnutils_uclient"),
+        twin.internet,
+        server=rig.PUBLIC_IP,
+        port=HTTPS_PORT if tls else TURN_PORT,
+        credentials=turn_clients.rest_credentials(twin.creds.turn_secret, ttl, label),
+        peer=peer,
+        tls=tls,
+    )
+
+
+def test_turn_relays_to_a_public_peer(twin: rig.Twin, echo_peer: str) -> None:
+    """The counterpart of the refusals below: the same client and credentials do relay."""
+    run = turn_relay(twin, echo_peer, "public")
+    assert run.echoed, run.output[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("what", "peer"),
+    [
+        ("a private address", "10.0.0.99"),
+        ("the VM's private address", None),
+        ("loopback", "127.0.0.1"),
+        ("the metadata service", "169.254.169.254"),
+        # public: only the bootstrap's boot-time rule for the VM's own addresses refuses it
+        ("the VM's public address", rig.PUBLIC_IP),
+    ],
+)
+def test_turn_refuses_to_relay_inside(
+    twin: rig.Twin, echo_peer: str, what: str, peer: str | None
+) -> None:
+    peer = peer or twin.plan.network.signaling_private_ip
+    run = turn_relay(twin, peer, re.sub(r"\W+", "-", what))
+    assert run.refused, f"{what} ({peer}):\n{run.output[-3000:]}"
+    assert not run.echoed
+    # and for the right reason: coturn names the range that refused it (loopback it refuses
+    # before any range); a range of the other address family must never be the one
+    log = twin.run("journalctl", "-u", "coturn", "--no-pager", "-o", "cat").stdout
+    ranges = re.findall(rf"A peer IP {re.escape(peer)} denied in the range: (\S+)", log)
+    assert ranges or ipaddress.ip_address(peer).is_loopback, log[-2000:]
+    for denied in ranges:
+        first, _, last = denied.partition("-")
+        lo, hi = ipaddress.ip_address(first), ipaddress.ip_address(last or first)
+        assert lo.version == hi.version == ipaddress.ip_address(peer).version, denied
+        assert lo <= ipaddress.ip_address(peer) <= hi, denied  # type: ignore[operator]
+
+
+def test_turn_over_443_relays_through_nginx(twin: rig.Twin, echo_peer: str) -> None:
+    """TLS on 443 with a TURN client's ALPN reaches coturn through the multiplexer, and the
+    relay leaves from the public address (not from loopback, where nginx connects from)."""
+    run = turn_relay(twin, echo_peer, "tls443", tls=True)
+    assert run.echoed, run.output[-3000:]
+
+
+def test_turn_refuses_tcp_relays(twin: rig.Twin, echo_peer: str) -> None:
+    """Relays carry UDP only: a TCP relay would make coturn a TCP proxy into what it reaches."""
+    ttl = turn_view(twin.settings, twin.plan)["credential_ttl"]
+    run = turn_clients.relay(
+        require_tool("turnutils_uclient"),
+        twin.internet,
+        server=rig.PUBLIC_IP,
+        port=HTTPS_PORT,
+        credentials=turn_clients.rest_credentials(twin.creds.turn_secret, ttl, "tcp-relay"),
+        peer=echo_peer,
+        tls=True,
+        tcp_relay=True,
+    )
+    assert run.transport_refused, run.output[-3000:]
+
+
+def test_443_parts_turn_from_web_by_alpn(twin: rig.Twin) -> None:
+    domain = twin.settings.domain
+
+    def probe(offer: list[str] | None, *, http: bool) -> turn_clients.TlsAnswer:
+        return container.run_in_netns(
+            twin.internet,
+            lambda: turn_clients.tls_probe(rig.PUBLIC_IP, HTTPS_PORT, domain, offer, http=http),
+        )
+
+    # browsers offer no ALPN on turns:, coturn's own client offers stun.turn
+    assert probe(None, http=False).stun_binding, "no ALPN did not reach coturn"
+    turn = probe(["stun.turn"], http=False)
+    assert (turn.alpn, turn.stun_binding) == ("stun.turn", True), turn
+    web = probe(["http/1.1"], http=True)
+    assert (web.alpn, web.http_server) == ("http/1.1", "nginx"), web
+    assert web.http_status.startswith("HTTP/1.1 "), web
+    assert probe(["h2", "http/1.1"], http=False).alpn == "h2"  # coturn never chooses h2
+
+
+def test_web_server_sees_the_client_address(twin: rig.Twin) -> None:
+    """Through the multiplexer (PROXY protocol, real_ip) nginx's https server logs the
+    client's own address, which its per-address limits go by."""
+    missing = f"/static/twin-{os.getpid()}-{time.monotonic_ns()}.js"
+    container.run_in_netns(
+        twin.internet,
+        lambda: turn_clients.tls_probe(
+            rig.PUBLIC_IP, HTTPS_PORT, twin.settings.domain, ["http/1.1"], http=True, path=missing
+        ),
+    )
+    log = twin.path("/var/log/nginx/error.log").read_text(errors="replace")
+    lines = [line for line in log.splitlines() if missing in line]
+    assert lines, f"no error logged for {missing}"
+    assert all(f"client: {rig.INTERNET_HOST_IP}," in line for line in lines), lines
+
+
+def test_coturn_took_every_line_and_the_boot_addresses(twin: rig.Twin) -> None:
+    conf = twin.path("/etc/turnserver.conf").read_text()
+    boot = conf.split("# jitsi-xxl: this VM's addresses, added at boot\n", 1)
+    assert len(boot) == 2, "the bootstrap added no addresses"
+    added = set(boot[1].splitlines())
+    private = twin.plan.network.signaling_private_ip
+    assert {f"denied-peer-ip={rig.PUBLIC_IP}", f"denied-peer-ip={private}",
+            f"relay-ip={rig.PUBLIC_IP}"} <= added, added  # fmt: skip
+    log = twin.run("journalctl", "-u", "coturn", "--no-pager", "-o", "cat").stdout
+    # what coturn says of a line it cannot use (it starts anyway, without the line)
+    bad = re.findall(r".*(?:Wrong address format|Bad configuration format|Unknown argument).*", log)
+    assert not bad, bad
+    assert f"Relay address to use: {rig.PUBLIC_IP}" in log, log[-3000:]
+
+
+def test_prosody_hands_out_credentials_coturn_takes(twin: rig.Twin, echo_peer: str) -> None:
+    """XEP-0215 as the web app asks it: turns on 443, credentials of hours; coturn relays
+    with them over 443."""
+    ttl = turn_view(twin.settings, twin.plan)["credential_ttl"]
+
+    async def services() -> list[dict[str, str]]:
+        browser = Browser(endpoint(twin), f"turn{os.getpid()}", "turn-probe")
+        try:
+            await browser.connect()
+            answer = await browser.request(
+                f'<iq xmlns="jabber:client" type="get" id="{{id}}" to="{twin.settings.domain}">'
+                f'<services xmlns="{EXTDISCO}"/></iq>'
+            )
+        finally:
+            await browser.close()
+        return [dict(s.attrib) for s in answer.iter(f"{{{EXTDISCO}}}service")]
+
+    offered = asyncio.run(services())
+    turns = [s for s in offered if s.get("type") == "turns"]
+    assert [(s.get("port"), s.get("transport")) for s in turns] == [(str(HTTPS_PORT), "tcp")]
+    expires = int(turns[0]["username"].split(":")[0])
+    assert abs(expires - time.time() - ttl) < 120, (expires, ttl)
+    run = turn_clients.relay(
+        require_tool("turnutils_uclient"),
+        twin.internet,
+        server=rig.PUBLIC_IP,
+        port=HTTPS_PORT,
+        credentials=(turns[0]["username"], turns[0]["password"]),
+        peer=echo_peer,
+        tls=True,
+    )
+    assert run.echoed, run.output[-3000:]
 
 
 # -- faults ---------------------------------------------------------------------------------

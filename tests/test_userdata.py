@@ -6,6 +6,7 @@ import base64
 import gzip
 import io
 import lzma
+import re
 import tarfile
 from typing import Any
 
@@ -13,15 +14,19 @@ import pytest
 import yaml
 
 from components.model.credentials import Credentials
+from components.model.planner import plan
 from components.model.project import Cloud
 from components.model.settings import parse_settings
 from components.rendering import userdata
+from components.rendering.engine import RenderedFile, render
+from components.rendering.signaling_files import NODE_TEMPLATE, context, expand_node
 from components.rendering.userdata import (
     BOOTSTRAP,
     ROOTFS_ARCHIVE,
     USER_DATA_CAPS,
     UserDataTooLargeError,
     check_caps,
+    for_transport,
     user_data_bytes,
 )
 from tests.conftest import render_stack
@@ -56,7 +61,12 @@ def test_archive_round_trips_every_file() -> None:
     _, bundle = render_stack(settings_for(8), creds=Credentials.throwaway())
     assert bundle.user_data.startswith("#cloud-config\n")
     files = unpack(bundle.user_data)
-    assert files == {f.path: f.content for f in bundle.files}
+    held = {f.path: f.content for f in bundle.files}
+    # everything travels but the visitor nodes' configs, which the bootstrap makes from one
+    # template (test_node_template_expands_to_every_node)
+    nodes = {p for p in held if re.fullmatch(r"/etc/prosody-v[0-9]+/prosody\.cfg\.lua", p)}
+    assert len(nodes) == 8
+    assert files == {p: c for p, c in held.items() if p not in nodes}
     doc = yaml.safe_load(bundle.user_data)
     assert doc["runcmd"][-1] == [BOOTSTRAP]
     assert BOOTSTRAP.lstrip("/") in doc["runcmd"][0]
@@ -96,3 +106,19 @@ def test_archive_is_reproducible() -> None:
     a = render_stack(settings_for(3))[1].user_data
     b = render_stack(settings_for(3))[1].user_data
     assert a == b
+
+
+@pytest.mark.parametrize("cloud", ["aws", "hetzner"])
+def test_node_template_expands_to_every_node(cloud: str) -> None:
+    """The template that travels, expanded as the bootstrap does, gives exactly what rendering
+    each node directly gives (comments emptied as for transport), for all 64 nodes."""
+    settings = settings_for(64, cloud)
+    the_plan = plan(settings)
+    _, bundle = render_stack(settings)
+    template = unpack(bundle.user_data)[NODE_TEMPLATE]
+    ctx = context(settings, the_plan)
+    for node, view in zip(the_plan.nodes, ctx["nodes"], strict=True):
+        direct = render("signaling/etc/prosody-vN/prosody.cfg.lua.j2", {**ctx, "node": view})
+        expected = for_transport(RenderedFile(NODE_TEMPLATE, direct)).content
+        assert expand_node(template, node) == expected, node.name
+        assert bundle.vm.file(f"{node.config_dir}/prosody.cfg.lua").content == expected

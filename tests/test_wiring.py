@@ -78,7 +78,6 @@ OWNER: Final = {
             "aws:autoscaling/lifecycleHook:LifecycleHook",
             "aws:autoscaling/policy:Policy",
             "aws:autoscaling/schedule:Schedule",
-            "aws:iam/rolePolicy:RolePolicy",
         ),
         "jitsi-xxl:bridges:AwsBridgePool",
     ),
@@ -135,6 +134,9 @@ def _by_dependency(w: Wiring, r: Registered, key: str, typ: str) -> list[Registe
 
 
 # --- AWS ---------------------------------------------------------------------------------
+
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+PARAMETER = "aws:ssm/parameter:Parameter"
 
 
 def aws_groups(w: Wiring, problems: Problems) -> dict[Peer, Registered]:
@@ -269,9 +271,37 @@ def aws_machine_problems(resources: list[Registered]) -> Problems:
         for r in _of(resources, typ):
             if _by_dependency(w, r, "autoscalingGroupName", ASG) != groups:
                 problems.append(f"{_label(r)}: autoscalingGroupName is not the group's")
-    for policy in _of(resources, "aws:iam/rolePolicy:RolePolicy"):
-        if w.resolve(policy.inputs.get("role")) is not roles.get(TEMPLATE):
-            problems.append(f"{_label(policy)}: not on the bridges' role")
+    return problems + iam_problems(w, roles)
+
+
+def iam_problems(w: Wiring, roles: dict[str, Registered]) -> Problems:
+    """The agent's policy is on the bridges' role; each role has one Session Manager policy and
+    one policy reading its own parameters (of its folder), and its VMs boot after those."""
+    resources = w.resources
+    problems: Problems = []
+    folders = {INSTANCE: "/signaling/", TEMPLATE: "/jvb/"}
+    for policy in _of(resources, ROLE_POLICY):
+        role = w.resolve(policy.inputs.get("role"))
+        text = str(policy.inputs.get("policy", ""))
+        if "CompleteLifecycleAction" in text and role is not roles.get(TEMPLATE):
+            problems.append(f"{_label(policy)}: the agent's policy is not on the bridges' role")
+        parameters = _by_dependency(w, policy, "policy", PARAMETER)
+        if "ssm:GetParameter" in text:
+            user = next((u for u, r in roles.items() if r is role), None)
+            wrong = [x for x in parameters if folders.get(user or "", "?") not in x.inputs["name"]]
+            if not parameters or wrong:
+                problems.append(f"{_label(policy)}: reads {_names(wrong or parameters)}")
+    for user, role in roles.items():
+        policies = [x for x in _of(resources, ROLE_POLICY) if w.resolve(x.inputs["role"]) is role]
+        for need in ("ssmmessages:OpenDataChannel", "ssm:GetParameter"):
+            if sum(need in str(x.inputs["policy"]) for x in policies) != 1:
+                problems.append(f"{_label(role)} ({user}): {need} granted by {len(policies)}")
+    for vm in _of(resources, INSTANCE) + _of(resources, ASG):
+        own = folders[INSTANCE if vm.type == INSTANCE else TEMPLATE]
+        params = [x for x in _of(resources, PARAMETER) if own in x.inputs["name"]]
+        missing = [x for x in params if x not in w.dependencies(vm)]
+        if not params or missing:
+            problems.append(f"{_label(vm)}: boots before its secrets {_names(missing)}")
     return problems
 
 
@@ -381,8 +411,10 @@ def expected_owner(w: Wiring, r: Registered) -> str | None:
             for x in w.resources
             if x.type == PROFILE and r.urn in x.property_dependencies.get("role", ())
         ]
-    elif r.type == "aws:iam/rolePolicyAttachment:RolePolicyAttachment":
+    elif r.type == ROLE_POLICY:
         users = _by_dependency(w, r, "role", ROLE)
+    elif r.type == PARAMETER:
+        users = [x for x in w.resources if r.urn in x.property_dependencies.get("policy", ())]
     owners = {expected_owner(w, u) for u in users}
     return owners.pop() if len(owners) == 1 else None
 
@@ -557,6 +589,19 @@ def _drop_dns_dependency(w: Wiring) -> None:
         vm.dependencies = vm.dependencies - {record.urn}
 
 
+def _boot_bridges_before_their_secrets(w: Wiring) -> None:
+    params = {x.urn for x in _of(w.resources, PARAMETER) if "/jvb/" in x.inputs["name"]}
+    for asg in _of(w.resources, ASG):
+        asg.dependencies = asg.dependencies - params
+
+
+def _signaling_secrets_readable_by_bridges(w: Wiring) -> None:
+    """The signaling role's secrets policy feeds from the bridges' parameters instead."""
+    ours = next(x for x in _of(w.resources, ROLE_POLICY) if x.name.endswith("signaling-secrets"))
+    theirs = {x.urn for x in _of(w.resources, PARAMETER) if "/jvb/" in x.inputs["name"]}
+    ours.property_dependencies = {**ours.property_dependencies, "policy": frozenset(theirs)}
+
+
 def _reparent_vm_to_network(w: Wiring) -> None:
     (network,) = (x for x in w.resources if x.type.startswith("jitsi-xxl:network:"))
     vm = next(iter(_of(w.resources, INSTANCE)), None) or signaling_server(w, [])
@@ -587,6 +632,8 @@ MUTATIONS: Final = [
     ("aws-10k", _drop_dns_dependency, "signaling-vm: does not depend on"),
     ("hetzner-10k", _drop_dns_dependency, "signaling-vm: does not depend on"),
     ("aws-10k", _reparent_vm_to_network, "parent is jitsi-xxl:network:AwsNetwork"),
+    ("aws-10k", _boot_bridges_before_their_secrets, "jvb-asg: boots before its secrets"),
+    ("aws-10k", _signaling_secrets_readable_by_bridges, "signaling-secrets: reads"),
     ("hetzner-10k", _reparent_vm_to_network, "parent is jitsi-xxl:network:HetznerNetwork"),
     ("hetzner-10k", _swap_signaling_firewall, "has the bridges' firewall"),
     ("trial", _bridge_off_the_network, "networks ['hcloud:index/firewall:Firewall"),

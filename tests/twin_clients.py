@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import ssl
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -56,18 +57,34 @@ class Endpoint:
     # Without nginx: the http port for "" (the main prosody) and for each "vN".
     direct_ports: Mapping[str, int] = field(default_factory=dict)
 
-    def url(self, room: str, vnode: str | None = None, username: str | None = None) -> str:
+    def url(
+        self,
+        room: str,
+        vnode: str | None = None,
+        username: str | None = None,
+        token: str | None = None,
+    ) -> str:
         query: dict[str, str] = {}
         if vnode:
             query["vnode"] = vnode
         query["room"] = room
         if username:
             query["customusername"] = username
+        if token:
+            query["token"] = token
         scheme = "wss" if self.tls else "ws"
         return f"{scheme}://{self.domain}:{self.port}/xmpp-websocket?{urlencode(query)}"
 
     def tcp_port(self, vnode: str | None) -> int:
         return self.direct_ports.get(vnode or "", self.port) if self.direct_ports else self.port
+
+
+def browser_tls() -> ssl.SSLContext:
+    """A browser's TLS for a WebSocket: it offers HTTP/1.1 by ALPN. nginx on 443 sends a TLS
+    client that offers no protocol to coturn (browsers offer none on turns:)."""
+    context = insecure_tls()
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 def parse(text: str) -> ET.Element:
@@ -85,8 +102,9 @@ class Browser:
 
     _ids = itertools.count(1)
 
-    def __init__(self, endpoint: Endpoint, room: str, name: str) -> None:
+    def __init__(self, endpoint: Endpoint, room: str, name: str, token: str | None = None) -> None:
         self.endpoint = endpoint
+        self.token = token  # a host's JWT: sent to the main host and in the conference request
         self.room_name = room
         self.name = name
         self.nick = uuid.uuid4().hex[:8]
@@ -110,8 +128,9 @@ class Browser:
         await self.close()
         self.vnode = vnode
         self.xmpp_domain = f"{vnode}.{VNODE_SUFFIX}" if vnode else self.endpoint.domain
-        url = self.endpoint.url(self.room_name, vnode, username)
-        extra: dict[str, Any] = {"ssl": insecure_tls()} if self.endpoint.tls else {}
+        # the web app sends the token to the main host only: a redirected host is a viewer
+        url = self.endpoint.url(self.room_name, vnode, username, None if vnode else self.token)
+        extra: dict[str, Any] = {"ssl": browser_tls()} if self.endpoint.tls else {}
         self.ws = await asyncio.wait_for(
             websockets.connect(
                 url,
@@ -127,7 +146,7 @@ class Browser:
         await self._send(f'<auth xmlns="{SASL}" mechanism="ANONYMOUS"/>')
         reply = await self._recv()
         if reply.tag != f"{{{SASL}}}success":
-            raise RuntimeError(
+            raise LoginRefusedError(
                 f"anonymous login to {self.xmpp_domain} failed: {ET.tostring(reply)!r}"
             )
         await self._open()
@@ -161,6 +180,10 @@ class Browser:
         if opened.tag != f"{{{FRAMING}}}open":
             raise RuntimeError(f"no stream from {self.xmpp_domain}: {ET.tostring(opened)!r}")
         await self._recv()  # stream features
+
+    async def send(self, text: str) -> None:
+        """A raw stanza, for what the web app would never send."""
+        await self._send(text)
 
     async def _send(self, text: str) -> None:
         await self.ws.send(text)
@@ -235,11 +258,12 @@ class Browser:
         )
         if prefer_visitor:
             props += '<property name="visitor" value="true"/>'
+        token = f' token="{xml_escape(self.token)}"' if self.token else ""
         for _attempt in range(10):
             answer = await self.request(
                 f'<iq xmlns="{CLIENT}" type="set" id="{{id}}" to="focus.{self.endpoint.domain}">'
-                f'<conference xmlns="{FOCUS_NS}" room="{room}" machine-uid="{self.nick}">{props}'
-                f"</conference></iq>"
+                f'<conference xmlns="{FOCUS_NS}" room="{room}" machine-uid="{self.nick}"{token}>'
+                f"{props}</conference></iq>"
             )
             if answer.get("type") != "result":
                 raise RuntimeError(
@@ -423,6 +447,10 @@ class Browser:
             )
 
         return json_payload(await self.wait_for(matches, f"poll {command} {poll_id}", timeout))
+
+
+class LoginRefusedError(RuntimeError):
+    """The server refused the SASL login (a bad or expired token, for instance)."""
 
 
 class JoinRefusedError(RuntimeError):

@@ -11,9 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tests.twin_clients import Browser, Endpoint, JoinRefusedError
+from tests.twin_clients import Browser, Endpoint, JoinRefusedError, LoginRefusedError
+
+# A host token for (name, moderator), signed with the stack's app secret; None: anonymous hosts.
+Tokens = Callable[[str, bool], str] | None
 
 QUIET: float = 3.0  # how long "nothing arrives" is watched for
 
@@ -36,16 +40,24 @@ async def _close(browsers: list[Browser]) -> None:
             await b.close()
 
 
-async def join_main(endpoint: Endpoint, room: str, count: int, outcome: Outcome) -> list[Browser]:
-    """The first `count` joiners land in the main room; the first one is made moderator."""
+async def join_main(
+    endpoint: Endpoint, room: str, count: int, outcome: Outcome, tokens: Tokens = None
+) -> list[Browser]:
+    """`count` hosts land in the main room. With tokens the first holds a moderator token and
+    the others plain host tokens; anonymous, the first joiner is made moderator."""
     main: list[Browser] = []
     for i in range(count):
-        b = Browser(endpoint, room, f"speaker-{i}")
+        name = f"speaker-{i}"
+        b = Browser(endpoint, room, name, tokens(name, i == 0) if tokens else None)
         main.append(b)
         vnode = await b.join()
         assert vnode == "", f"{b.name} (joiner {i + 1} of {count}) was sent to {vnode}"
         outcome.main.append(b.nick)
     await main[0].wait_role("moderator")
+    if tokens:
+        await asyncio.sleep(QUIET)
+        others = [b.name for b in main[1:] if b.role != "participant"]
+        assert not others, f"hosts without a moderator token became {others}"
     outcome.ok(f"{count} participant(s) in the main room, {main[0].name} moderator")
     return main
 
@@ -74,7 +86,7 @@ async def visitors_flow(
     main_participants: int,
     per_node: int,
     auto_promotion: bool,
-    token_auth: bool = False,
+    tokens: Tokens = None,
     room: str = "",
 ) -> Outcome:
     """Join, presence, chat both ways, visitors hidden from each other, polls, raise hand.
@@ -83,20 +95,22 @@ async def visitors_flow(
     granted (``customusername``). Only token authentication applies it (``mod_auth_token`` fires
     ``pre-jitsi-authentication``; ``jitsi-anonymous`` does not), so with an anonymous main host
     and moderated promotion the main room refuses the return with ``promotion-not-allowed``:
-    without `token_auth` that refusal is what this scenario expects.
+    without `tokens` that refusal is what this scenario expects.
     """
     room = room or f"twin{uuid.uuid4().hex[:6]}"
     outcome = Outcome()
     browsers: list[Browser] = []
     try:
-        main = await join_main(endpoint, room, main_participants, outcome)
+        main = await join_main(endpoint, room, main_participants, outcome, tokens)
         browsers += main
         visitors = await join_visitors(endpoint, room, per_node + 1, per_node, outcome)
         browsers += visitors
         await presence_and_chat(main, visitors, outcome)
         await visitors_hidden(visitors, outcome)
         await polls(main[0], visitors, outcome)
-        await promotion(main[0], visitors[0], outcome, auto=auto_promotion, token_auth=token_auth)
+        await promotion(
+            main[0], visitors[0], outcome, auto=auto_promotion, token_auth=tokens is not None
+        )
     finally:
         await _close(browsers)
     return outcome
@@ -151,6 +165,10 @@ async def promotion(
         outcome.ok("raised hand promoted automatically")
     else:
         request = await moderator.promotion_request()
+        with contextlib.suppress(TimeoutError):
+            early = await visitor.promoted(timeout=QUIET)
+            raise AssertionError(f"promoted before any approval: {early}")
+        outcome.ok("a raised hand waits for the moderator")
         assert request.get("on") is True, f"promotion request: {request}"
         outcome.ok(f"raised hand reached the moderator ({request.get('nick')})")
         await moderator.approve(request)
@@ -170,3 +188,69 @@ async def promotion(
     assert visitor.role in ("participant", "moderator"), f"promoted visitor is {visitor.role}"
     await moderator.sees(visitor.nick)
     outcome.ok(f"the promoted visitor joined the main room as {visitor.role}")
+
+
+async def stage_is_for_hosts(
+    endpoint: Endpoint,
+    tokens: Callable[[str, bool], str],
+    refused_tokens: dict[str, str],
+    brewery: str,
+    room: str = "",
+) -> Outcome:
+    """With token hosts: no one without a token reaches the stage or the brewery, at any time."""
+    room = room or f"stage{uuid.uuid4().hex[:6]}"
+    outcome = Outcome()
+    browsers: list[Browser] = []
+    try:
+        early = Browser(endpoint, room, "early-viewer")
+        browsers.append(early)
+        vnode = await early.join()
+        assert vnode, "the first joiner, without a token, was let into the main room"
+        assert early.role == "visitor", f"first joiner is {early.role} on {vnode}"
+        outcome.ok(f"the very first joiner, without a token, is a viewer on {vnode}")
+        await _refused_on_stage(Browser(endpoint, room, "gatecrasher"), browsers, outcome)
+        host = Browser(endpoint, room, "host", tokens("host", True))
+        browsers.append(host)
+        assert await host.join() == "", "a host token was sent to a visitor node"
+        await host.wait_role("moderator")
+        outcome.ok("a host with a moderator token is a moderator in the main room")
+        late = Browser(endpoint, room, "late-viewer")
+        browsers.append(late)
+        assert await late.join(), "a joiner without a token was let into the main room"
+        assert late.role == "visitor", f"late joiner is {late.role}"
+        outcome.ok("a joiner without a token after the host is a viewer too")
+        await _refused_on_stage(Browser(endpoint, room, "gatecrasher-2"), browsers, outcome)
+        for what, token in refused_tokens.items():
+            with contextlib.suppress(LoginRefusedError):
+                await Browser(endpoint, room, what, token).connect()
+                raise AssertionError(f"a token {what} was accepted")
+            outcome.ok(f"a token {what} is refused at login")
+        await _brewery_closed(Browser(endpoint, room, "fake-bridge"), brewery, browsers, outcome)
+    finally:
+        await _close(browsers)
+    return outcome
+
+
+async def _refused_on_stage(b: Browser, browsers: list[Browser], outcome: Outcome) -> None:
+    """A client without a token that skips jicofo and joins the main room directly."""
+    browsers.append(b)
+    await b.connect()
+    with contextlib.suppress(JoinRefusedError):
+        await b.enter_room()
+        raise AssertionError(f"{b.name} joined the main room as {b.role} without a token")
+    outcome.ok(f"{b.name}: a direct join of the main room without a token is refused")
+
+
+async def _brewery_closed(
+    b: Browser, brewery: str, browsers: list[Browser], outcome: Outcome
+) -> None:
+    browsers.append(b)
+    await b.connect()
+    me = f"{brewery}/{b.nick}"
+    await b.send(
+        f'<presence xmlns="jabber:client" to="{me}"><x xmlns="http://jabber.org/protocol/muc"/></presence>'
+    )
+    with contextlib.suppress(TimeoutError):
+        got = await b.wait_for(lambda s: s.get("from") == me, "brewery presence", QUIET)
+        assert got.get("type") == "error", f"{b.name} entered the brewery: {got}"
+    outcome.ok("a client that is not the bridges' account cannot enter the brewery")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components.cloud.dns import DnsRecordArgs
+from components.model.credentials import Credentials
 from components.model.planner import Plan
 from components.model.settings import Settings
 
@@ -19,6 +20,7 @@ class Deployment:
     prefix: str
     settings: Settings
     plan: Plan
+    credentials: pulumi.Output[Credentials]  # secret; AWS keeps them in Parameter Store
     signaling_user_data: pulumi.Output[str]  # cloud-config text, secret
     bridge_user_data: pulumi.Output[str]  # cloud-config text, secret
     dns: DnsRecordArgs | None

@@ -12,11 +12,12 @@ from enum import StrEnum, unique
 from typing import Final
 
 from components.model.ports import (
+    HTTP_PORT,
+    HTTPS_PORT,
     JVB_MEDIA_PORT,
     JVB_WEBSOCKET_PORT,
     MAIN_C2S_PORT,
     TURN_PORT,
-    TURNS_PORT,
 )
 from components.model.project import Cloud
 from components.model.settings import Settings
@@ -46,10 +47,15 @@ class Rule:
 def signaling_rules(settings: Settings) -> tuple[Rule, ...]:
     """Inbound to the signaling VM."""
     rules = [
-        Rule("tcp", 80, ANYWHERE, description="HTTP: ACME challenges, redirect to HTTPS"),
-        Rule("tcp", 443, ANYWHERE, description="HTTPS: web app, BOSH, XMPP WebSocket"),
+        Rule("tcp", HTTP_PORT, ANYWHERE, description="HTTP: ACME challenges, redirect to HTTPS"),
+        # nginx passes TURN clients on to coturn's TLS port, which stays closed here
+        Rule(
+            "tcp",
+            HTTPS_PORT,
+            ANYWHERE,
+            description="HTTPS: web app, BOSH, XMPP WebSocket; TURN over TLS",
+        ),
         Rule("udp", TURN_PORT, ANYWHERE, description="TURN/STUN (coturn)"),
-        Rule("tcp", TURNS_PORT, ANYWHERE, description="TURN over TLS (coturn)"),
     ]
     if settings.cloud is Cloud.aws:
         # Hetzner firewalls filter public interfaces only; there the private network is the

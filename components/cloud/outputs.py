@@ -11,8 +11,10 @@ OUTPUT_BRIDGE_POOL: Final = "bridge_pool"
 OUTPUT_CAPACITY: Final = "capacity"
 OUTPUT_COST: Final = "estimated_cost_per_hour"
 OUTPUT_PLAN: Final = "plan"
+# The HS256 key of the hosts' tokens; `xxl token` reads it from here.
+OUTPUT_JWT_APP_SECRET: Final = "jwt_app_secret"  # noqa: S105 - a name, not a value
 
-SECRET_OUTPUTS: Final = frozenset({OUTPUT_JICOFO_VISITORS_CONFIG})
+SECRET_OUTPUTS: Final = frozenset({OUTPUT_JICOFO_VISITORS_CONFIG, OUTPUT_JWT_APP_SECRET})
 ALL_OUTPUTS: Final = (
     OUTPUT_URL,
     OUTPUT_SIGNALING_PUBLIC_IP,
@@ -23,4 +25,5 @@ ALL_OUTPUTS: Final = (
     OUTPUT_CAPACITY,
     OUTPUT_COST,
     OUTPUT_PLAN,
+    OUTPUT_JWT_APP_SECRET,
 )

@@ -49,3 +49,13 @@ def relative_record(domain: str, zone: str) -> str:
     if not domain.endswith("." + zone):
         raise ValueError(f"domain {domain} is not inside DNS zone {zone}")
     return domain.removesuffix("." + zone)
+
+
+def secrets_path(stack: str, role: str) -> str:
+    """The SSM Parameter Store folder of one role's secrets: `/jitsi-xxl/<stack>/<role>/`.
+
+    One folder per role, so that an IAM grant on the folder gives each VM its own secrets and
+    nothing else. Parameter names allow letters, digits and `.-_`; the stack name is cleaned
+    the same way as resource names."""
+    clean = re.sub(r"[^a-zA-Z0-9_.-]+", "-", stack).strip("-") or "stack"
+    return f"/jitsi-xxl/{clean}/{role}/"

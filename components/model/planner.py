@@ -82,19 +82,26 @@ class VisitorNode:
         return (self.muc, self.domain, self.polls)
 
 
+def node_names(index: str) -> tuple[str, str, str, str]:
+    """Name, domain, MUC and polls component of node `index` (a number, or a placeholder that
+    stands for one): `v3`, `v3.meet.jitsi`, `conference.v3.meet.jitsi`, `polls.v3.meet.jitsi`."""
+    name = f"v{index}"
+    domain = f"{name}.{VISITOR_DOMAIN_SUFFIX}"
+    return name, domain, f"conference.{domain}", f"polls.{domain}"
+
+
 def visitor_node(index: int) -> VisitorNode:
     """Name and number visitor node `index` (1-based)."""
     if not 1 <= index <= MAX_NODES:
         raise ValueError(f"visitor node index must be 1..{MAX_NODES}, got {index}")
-    name = f"v{index}"
-    domain = f"{name}.{VISITOR_DOMAIN_SUFFIX}"
+    name, domain, muc, polls = node_names(str(index))
     c2s, s2s, http = node_ports(index)
     return VisitorNode(
         index=index,
         name=name,
         domain=domain,
-        muc=f"conference.{domain}",
-        polls=f"polls.{domain}",
+        muc=muc,
+        polls=polls,
         c2s_port=c2s,
         s2s_port=s2s,
         http_port=http,

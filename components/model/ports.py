@@ -19,12 +19,19 @@ NODE_S2S_BASE: Final = 52690
 NODE_HTTP_BASE: Final = 52800
 # jicofo's REST API (health), on loopback.
 JICOFO_REST_PORT: Final = 8888
-# nginx.
+# nginx. 443 is a TLS multiplexer (the stream module, by ALPN): web clients reach the https
+# server on HTTPS_BACKEND_PORT, TURN clients reach coturn's TLS port through
+# TURNS_BACKEND_PORT, a hop that removes the PROXY header coturn cannot read. Both loopback.
 HTTP_PORT: Final = 80
 HTTPS_PORT: Final = 443
-# coturn.
+HTTPS_BACKEND_PORT: Final = 4444
+TURNS_BACKEND_PORT: Final = 4445
+# coturn: UDP for clients that can send it; TLS only from nginx (clients use 443).
 TURN_PORT: Final = 3478
 TURNS_PORT: Final = 5349
+# coturn's relayed transport addresses (one port per allocation), above the visitor nodes'.
+TURN_RELAY_MIN_PORT: Final = 53000
+TURN_RELAY_MAX_PORT: Final = 65535
 # The videobridge: media (ICE/RTP and relays), colibri WebSockets, REST API on loopback.
 JVB_MEDIA_PORT: Final = 10000
 JVB_WEBSOCKET_PORT: Final = 9090
@@ -41,5 +48,5 @@ def node_ports(index: int) -> tuple[int, int, int]:
 STANDARD_PORTS: Final = frozenset(
     {22, 53, HTTP_PORT, HTTPS_PORT, TURN_PORT, MAIN_C2S_PORT, MAIN_S2S_PORT, MAIN_HTTP_PORT,
      5281, 5347, TURNS_PORT, JVB_PRIVATE_PORT, JICOFO_REST_PORT, JVB_WEBSOCKET_PORT,
-     JVB_MEDIA_PORT}
+     JVB_MEDIA_PORT, HTTPS_BACKEND_PORT, TURNS_BACKEND_PORT}
 )  # fmt: skip

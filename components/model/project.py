@@ -17,3 +17,7 @@ class Cloud(StrEnum):
 
     aws = "aws"
     hetzner = "hetzner"
+
+
+# The instance metadata service of both AWS and Hetzner Cloud, from inside a VM.
+METADATA_ADDRESS: Final = "169.254.169.254"

@@ -65,6 +65,13 @@ MAX_AUDIENCE: Final = MAX_VISITOR_NODES * MAX_PER_NODE
 MAX_BRIDGES: Final = 1000
 
 
+# The widest network an address rule may name, by IP version (admin_cidrs here, every
+# ingress source in the policy pack). No organisation holds an IPv4 block wider than a /8,
+# and single networks' IPv6 allocations stay far narrower than a /16 (registries hold /12s):
+# a wider source is a good part of the internet, as far as a listener cares.
+WIDEST_SOURCE_PREFIX: Final = {4: 8, 6: 16}
+
+
 class ConfigError(Exception):
     """Invalid stack settings; `problems` holds one readable line per problem."""
 
@@ -84,6 +91,16 @@ class Promotion(StrEnum):
     auto = "auto"  # granted at once
     moderated = "moderated"  # a moderator approves it
     off = "off"  # not granted automatically, and no approval path in the web client
+
+
+@unique
+class AuthMode(StrEnum):
+    """Who may take the stage."""
+
+    # hosts carry a signed token (`xxl token`); everyone without one is a viewer
+    jwt = "jwt"
+    # anyone may log in; the first joiners fill the main room (rehearsals only)
+    anonymous = "anonymous"
 
 
 @unique
@@ -132,7 +149,17 @@ class VisitorSettings(_Strict):
     main_participants: WholeNumber = Field(
         default=30, ge=1, le=500, description="jicofo max-participants of the main room"
     )
-    promotion: Promotion = Field(default=Promotion.auto, description="visitor promotion")
+    promotion: Promotion = Field(
+        default=Promotion.moderated, description="visitor promotion; a moderator approves it"
+    )
+
+
+class AuthSettings(_Strict):
+    """`jitsi-xxl:auth`: how hosts prove they are hosts."""
+
+    mode: AuthMode = Field(
+        default=AuthMode.jwt, description="jwt (hosts have tokens) or anonymous (rehearsals)"
+    )
 
 
 @unique
@@ -352,6 +379,7 @@ class Settings(_Strict):
         description="expected concurrent viewers; at most what 64 nodes of 10,000 hold",
     )
     visitors: VisitorSettings = Field(default_factory=VisitorSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     bridges: BridgeSettings = Field(default_factory=BridgeSettings)
     tls: TlsSettings = Field(description="certificate mode and ACME e-mail")
     network: NetworkSettings = Field(default_factory=NetworkSettings)
@@ -382,6 +410,13 @@ class Settings(_Strict):
                 raise ValueError(
                     f"together these cover every IPv{version} address: SSH from anywhere is "
                     "not allowed; name your admin networks"
+                )
+            widest = WIDEST_SOURCE_PREFIX[version]
+            wide = [str(n) for n in union if n.prefixlen < widest]
+            if wide:
+                raise ValueError(
+                    f"together these make {', '.join(wide)}, a good part of the internet; "
+                    f"allowed: admin networks no wider than /{widest} (IPv{version})"
                 )
         return value
 

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -316,6 +316,28 @@ def cmd_up_local(stack_path: Path, https_port: int) -> int:
     return 0
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    from components.offline import host_tokens  # noqa: PLC0415
+
+    stack = load_stack_file(args.stack)
+    secret_file: Path | None = args.secret_file
+    print(
+        host_tokens.host_token_link(
+            stack.settings,
+            name=args.name,
+            room=args.room,
+            hours=args.hours,
+            moderator=args.moderator,
+            secret=(
+                (lambda: host_tokens.read_secret_file(secret_file))
+                if secret_file
+                else (lambda: host_tokens.secret_from_stack(stack.name))
+            ),
+        )
+    )
+    return 0
+
+
 def cmd_event(args: argparse.Namespace) -> int:
     from components.offline import events  # noqa: PLC0415
 
@@ -395,6 +417,15 @@ def parser() -> argparse.ArgumentParser:
             action, help=f"{action} the event's stack (needs the Pulumi CLI)"
         ).add_argument("name")
     ev_sub.add_parser("list", help="every event stack, its window and whether it is over")
+    tk = sub.add_parser("token", help="print a host's link (a signed token) for a jwt stack")
+    tk.add_argument("--stack", type=Path, required=True, help="stacks/Pulumi.<name>.yaml")
+    tk.add_argument("--name", required=True, help="the host's display name")
+    tk.add_argument("--moderator", action="store_true", help="the host moderates the room")
+    tk.add_argument("--room", default="*", help="the room it opens (default: any room)")
+    tk.add_argument("--hours", type=float, default=12.0, help="validity in hours (default 12)")
+    tk.add_argument(
+        "--secret-file", type=Path, help="the app secret offline, instead of the deployed stack's"
+    )
     up = sub.add_parser(
         "up-local", help="boot the signaling VM's twin (a Debian 13 container) until Ctrl-C"
     )
@@ -408,13 +439,14 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        if args.command == "render":
-            return cmd_render(args.stack, args.out)
-        if args.command == "up-local":
-            return cmd_up_local(args.stack, args.https_port)
-        if args.command == "event":
-            return cmd_event(args)
-        return cmd_plan(args.stack, args.format)
+        commands: dict[str, Callable[[], int]] = {
+            "render": lambda: cmd_render(args.stack, args.out),
+            "up-local": lambda: cmd_up_local(args.stack, args.https_port),
+            "event": lambda: cmd_event(args),
+            "token": lambda: cmd_token(args),
+            "plan": lambda: cmd_plan(args.stack, args.format),
+        }
+        return commands[args.command]()
     except ConfigError as exc:
         if isinstance(exc, UsageError):  # each line names its argument
             lines = [f"error: {line}" for line in exc.problems]

@@ -126,6 +126,8 @@ def _computed(  # noqa: PLR0911 - one answer per resource type
             return {"latestVersion": 1, "arn": arn}
         case "aws:iam/role:Role" | "aws:iam/instanceProfile:InstanceProfile":
             return {"name": name, "arn": arn}
+        case "aws:ssm/parameter:Parameter":
+            return {"arn": f"arn:aws:ssm:{region}:000000000000:parameter{inputs.get('name', '')}"}
         case "hcloud:index/primaryIp:PrimaryIp":
             return {"ipAddress": f"198.51.100.{host}"}
         case "random:index/randomPassword:RandomPassword":

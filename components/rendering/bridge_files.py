@@ -11,12 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final
 
-from components.model.credentials import Credentials
+from components.model.credentials import BRIDGE_SECRETS, Credentials
 from components.model.planner import Plan
 from components.model.ports import JVB_MEDIA_PORT, JVB_PRIVATE_PORT, JVB_WEBSOCKET_PORT
-from components.model.project import Cloud
+from components.model.project import METADATA_ADDRESS, Cloud
 from components.model.settings import Settings
 from components.rendering.engine import FileSpec, RenderedFile, render, render_specs
+from components.rendering.secrets_delivery import (
+    OFFLINE_STACK,
+    SecretsDelivery,
+    carried_files,
+    delivery,
+)
 from components.rendering.signaling_files import names
 from components.rendering.userdata import VmBundle, vm_bundle
 
@@ -25,7 +31,7 @@ AGENT_PATH: Final = "/usr/local/lib/jitsi-xxl/bridge_agent.py"
 AGENT_CONFIG: Final = "/etc/jitsi/xxl/agent.json"
 AGENT_COMMAND: Final = f"/usr/bin/python3 {AGENT_PATH} --config {AGENT_CONFIG}"
 IDENTITY_FILE: Final = "/etc/jitsi/videobridge/xxl-identity.conf"
-METADATA_URL: Final = "http://169.254.169.254"
+METADATA_URL: Final = f"http://{METADATA_ADDRESS}"
 # The CloudWatch metric the pool scales on (the Auto Scaling group is its dimension).
 STRESS_NAMESPACE: Final = "JitsiXXL"
 STRESS_METRIC: Final = "StressLevel"
@@ -93,7 +99,7 @@ def agent_units(cloud: Cloud) -> list[str]:
     return [*drain, "jitsi-xxl-agent.service"] if cloud is Cloud.aws else drain
 
 
-def context(settings: Settings, plan: Plan, creds: Credentials) -> dict[str, Any]:
+def context(settings: Settings, plan: Plan) -> dict[str, Any]:
     """All values the bridge templates place."""
     return {
         **names(settings.domain),
@@ -107,7 +113,8 @@ def context(settings: Settings, plan: Plan, creds: Credentials) -> dict[str, Any
         + DRAIN_STOP_MARGIN_SECONDS,
         "release": settings.release,
         "prosody_pin": settings.release.prosody,
-        "creds": creds,
+        # templates only ever see placeholders; values arrive at boot (secrets_delivery)
+        "creds": Credentials.placeholders(),
         "agent_config": agent_config(settings),
         "agent_command": AGENT_COMMAND,
         "agent_units": agent_units(settings.cloud),
@@ -119,12 +126,22 @@ def context(settings: Settings, plan: Plan, creds: Credentials) -> dict[str, Any
     }
 
 
-def bridge_bundle(settings: Settings, plan: Plan, creds: Credentials) -> VmBundle:
+def secrets(settings: Settings, stack: str) -> SecretsDelivery:
+    """How a bridge gets its secrets: its own login, nothing else."""
+    return delivery(settings.cloud, stack, "jvb", BRIDGE_SECRETS)
+
+
+def bridge_bundle(
+    settings: Settings, plan: Plan, creds: Credentials, *, stack: str = OFFLINE_STACK
+) -> VmBundle:
     """Render a bridge VM; raises UserDataTooLargeError if the user data is over a cap."""
-    ctx = context(settings, plan, creds)
+    ctx = context(settings, plan)
     specs = _SPECS + (_AWS_SPECS if settings.cloud is Cloud.aws else ())
+    how = secrets(settings, stack)
     rootfs = (
         *render_specs(specs, ctx, settings.domain),
         RenderedFile(AGENT_PATH, AGENT_SOURCE.read_text(), 0o755),
+        *carried_files(how, creds, BRIDGE_SECRETS),
     )
+    ctx |= how.context(rootfs)
     return vm_bundle(rootfs, lambda extra: render(_BOOTSTRAP_TEMPLATE, {**ctx, **extra}))

@@ -8,11 +8,19 @@ with the web app, and coturn. This module decides the values; the templates unde
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from pathlib import Path
+from typing import Any, Final, cast
 
-from components.model.credentials import Credentials, TlsMaterial
-from components.model.planner import Plan, VisitorNode, colibri_ws_route, reserved_port_ranges
+from components.model.credentials import SIGNALING_SECRETS, Credentials, TlsMaterial
+from components.model.planner import (
+    Plan,
+    VisitorNode,
+    colibri_ws_route,
+    node_names,
+    reserved_port_ranges,
+)
 from components.model.ports import (
+    HTTPS_BACKEND_PORT,
     HTTPS_PORT,
     JICOFO_REST_PORT,
     JVB_WEBSOCKET_PORT,
@@ -20,21 +28,44 @@ from components.model.ports import (
     MAIN_HTTP_PORT,
     MAIN_S2S_PORT,
     TURN_PORT,
+    TURN_RELAY_MAX_PORT,
+    TURN_RELAY_MIN_PORT,
+    TURNS_BACKEND_PORT,
     TURNS_PORT,
 )
 from components.model.project import VISITOR_DOMAIN_SUFFIX
-from components.model.settings import Promotion, Settings, TlsMode
+from components.model.settings import AuthMode, Promotion, Settings, TlsMode
+from components.model.tokens import APP_ID, STAGE_GROUP
+from components.model.turn import (
+    TURN_ALPNS,
+    coturn_range,
+    credential_ttl,
+    denied_peers,
+    public_address,
+    relay_limits,
+)
 from components.rendering.engine import FileSpec, RenderedFile, render, render_specs
 from components.rendering.package_sources import UPSTREAM, PackageSources
+from components.rendering.secrets_delivery import (
+    OFFLINE_STACK,
+    SecretsDelivery,
+    carried_files,
+    delivery,
+)
 from components.rendering.userdata import VmBundle, vm_bundle
 
 LOOPBACK: Final = "127.0.0.1"
 # Where jitsi-meet-prosody installs Jitsi's prosody modules.
 JITSI_PLUGINS: Final = "/usr/share/jitsi-meet/prosody-plugins/"
+# Our own prosody modules (components/agents/prosody/), beside Jitsi's.
+XXL_PLUGINS: Final = "/usr/local/lib/jitsi-xxl/prosody-plugins/"
+XXL_PLUGIN_SOURCES: Final = Path(__file__).resolve().parents[1] / "agents" / "prosody"
 # What the bootstrap installs (certbot too, with Let's Encrypt). lua-unbound: prosody's
-# resolver; without it prosody warns and falls back to a blocking one.
+# resolver; without it prosody warns and falls back to a blocking one. libnginx-mod-stream:
+# Debian 13 builds nginx's stream module (the TLS multiplexer on 443) as a separate package.
 SIGNALING_PACKAGES: Final = (
-    "nginx", "prosody", "lua-unbound", "coturn", "openssl", "curl",
+    "nginx", "libnginx-mod-stream", "prosody", "lua-unbound", "coturn", "openssl", "curl",
+    "nftables",
     "jitsi-meet-prosody", "jitsi-meet-web", "jitsi-meet-web-config", "jicofo",
 )  # fmt: skip
 # Jitsi's plugins require these pure-Lua libraries, which Debian installs for Lua 5.1-5.3
@@ -124,26 +155,86 @@ def readiness_checks(plan: Plan) -> list[dict[str, str]]:
     checks += [
         {"name": "jicofo", "target": f"http://{LOOPBACK}:{JICOFO_REST_PORT}/about/health"},
         {"name": "nginx-https", "target": f"tcp:{LOOPBACK}:{HTTPS_PORT}"},
-        {"name": "coturn", "target": f"tcp:{LOOPBACK}:{TURN_PORT}"},
+        {"name": "nginx-web", "target": f"tcp:{LOOPBACK}:{HTTPS_BACKEND_PORT}"},
+        # coturn takes no plain TCP (`no-tcp`): its TLS port, where nginx sends TURN clients
+        {"name": "coturn", "target": f"tcp:{LOOPBACK}:{TURNS_PORT}"},
     ]
     return checks
+
+
+CONNECTIONS_PER_VIEWER: Final = 4
 
 
 def nginx_limits(the_plan: Plan) -> dict[str, int]:
     """nginx's connection limits for the plan's audience.
 
-    Every WebSocket viewer holds two connections in one worker (the client's and the one to
-    its prosody), and nothing spreads viewers evenly over the workers, so each worker is
-    allowed the whole audience's connections; each connection is one open file.
+    Every WebSocket viewer holds four connections (the client's on 443, the multiplexer's to
+    the https server and that server's end of it, and the one to its prosody), and nothing
+    spreads viewers evenly over the workers, so each worker is allowed the whole audience's
+    connections; each connection is one open file.
     """
     viewers = the_plan.max_per_node * len(the_plan.nodes)
-    connections = max(4096, 2 * (viewers + the_plan.main_participants) + 1024)
+    connections = max(4096, CONNECTIONS_PER_VIEWER * (viewers + the_plan.main_participants) + 1024)
     return {
         "worker_connections": connections,
         "worker_rlimit_nofile": 2 * connections,
         # the shared zone holds every upstream's state: 16 KiB each is ample, 64 nodes fit
         "upstream_zone_kib": 16 * (len(the_plan.nodes) + 1),
     }
+
+
+def turn_view(settings: Settings, plan: Plan) -> dict[str, Any]:
+    """coturn's policy (components/model/turn.py) as the templates place it."""
+    limits = relay_limits(plan.max_per_node * len(plan.nodes) + plan.main_participants)
+    event = settings.event
+    alpns = "|".join(a.replace(".", "\\.") for a in TURN_ALPNS)
+    return {
+        "denied_peers": [
+            {"range": coturn_range(net), "reason": why}
+            for net, why in denied_peers(plan.network.cidr)
+        ],
+        "user_quota": limits.user_quota,
+        "total_quota": limits.total_quota,
+        "max_bps": limits.max_bps,
+        "credential_ttl": credential_ttl(
+            event.start if event else None, event.end if event else None
+        ),
+        "public_address": public_address(settings.cloud).value,
+        # $ssl_preread_alpn_protocols lists the offered protocols, comma-separated
+        "alpn_regex": f"(^|,)({alpns})(,|$)",
+        "relay_min_port": TURN_RELAY_MIN_PORT,
+        "relay_max_port": TURN_RELAY_MAX_PORT,
+        "backend_port": TURNS_BACKEND_PORT,
+    }
+
+
+# The visitor nodes' configs travel as one template that the bootstrap expands per node: they
+# differ only in the node's number and ports, and 64 copies would not fit the user data caps.
+NODE_TEMPLATE: Final = "/etc/jitsi/xxl/prosody-vN.cfg.lua"
+NODE_INDEX_TOKEN: Final = "@@XXL_NODE@@"  # noqa: S105 - a placeholder, not a secret
+NODE_PORT_TOKENS: Final = {
+    "c2s_port": "@@XXL_NODE_C2S_PORT@@",
+    "s2s_port": "@@XXL_NODE_S2S_PORT@@",
+    "http_port": "@@XXL_NODE_HTTP_PORT@@",
+}
+
+
+def _symbolic_node() -> VisitorNode:
+    """A node whose number and ports are the tokens: rendering it gives the template."""
+    name, domain, muc, polls = node_names(NODE_INDEX_TOKEN)
+    tokens: dict[str, Any] = dict(NODE_PORT_TOKENS)
+    return VisitorNode(
+        index=cast(int, NODE_INDEX_TOKEN), name=name, domain=domain, muc=muc, polls=polls, **tokens
+    )
+
+
+def expand_node(template: str, node: VisitorNode) -> str:
+    """What the bootstrap makes of the template for `node` (the same substitutions, and its
+    `$(<file)` read drops trailing newlines, printf puts one back)."""
+    text = template.rstrip("\n")
+    for field, token in NODE_PORT_TOKENS.items():
+        text = text.replace(token, str(getattr(node, field)))
+    return text.replace(NODE_INDEX_TOKEN, str(node.index)) + "\n"
 
 
 def _node_view(node: VisitorNode, layout: Layout) -> dict[str, Any]:
@@ -163,12 +254,7 @@ def _node_view(node: VisitorNode, layout: Layout) -> dict[str, Any]:
     }
 
 
-def context(
-    settings: Settings,
-    plan: Plan,
-    creds: Credentials,
-    layout: Layout = Layout(),
-) -> dict[str, Any]:
+def context(settings: Settings, plan: Plan, layout: Layout = Layout()) -> dict[str, Any]:
     """All values the signaling templates place."""
     hosts = names(settings.domain)
     ws_regex, ws_target = colibri_ws_route(settings.network.cidr, JVB_WEBSOCKET_PORT)
@@ -194,6 +280,11 @@ def context(
             vnode_s2s_names(settings.domain), f"tcp://{LOOPBACK}:{MAIN_S2S_PORT}"
         ),
         "auto_allow_promotion": promotion is Promotion.auto,
+        "jwt": (
+            {"app_id": APP_ID, "stage_group": STAGE_GROUP}
+            if settings.auth.mode is AuthMode.jwt
+            else None
+        ),
         "conference_request_url": (
             f"https://{settings.domain}/conference-request/v1"
             if promotion is Promotion.moderated
@@ -205,7 +296,7 @@ def context(
             "key": layout.path("/etc/prosody/certs/jitsi-xxl.key"),
             "crt": layout.path("/etc/prosody/certs/jitsi-xxl.crt"),
         },
-        "plugin_paths": list(layout.plugin_paths),
+        "plugin_paths": [*layout.plugin_paths, layout.path(XXL_PLUGINS)],
         "https_listen": list(layout.https_listen),
         "http_listen": list(layout.http_listen),
         "c2s_interfaces": list(dict.fromkeys((LOOPBACK, plan.network.signaling_private_ip))),
@@ -221,6 +312,9 @@ def context(
         "acme_webroot": layout.path("/var/www/jitsi-xxl-acme"),
         "turn_port": TURN_PORT,
         "turns_port": TURNS_PORT,
+        "https_port": HTTPS_PORT,
+        "https_backend_port": HTTPS_BACKEND_PORT,
+        "turn": turn_view(settings, plan),
         "colibri_ws_regex": ws_regex,
         "colibri_ws_target": ws_target,
         "release": settings.release,
@@ -230,7 +324,8 @@ def context(
         "lua54_missing": list(LUA54_MISSING),
         "prosody_nofile": PROSODY_NOFILE,
         "nginx": nginx_limits(plan),
-        "creds": creds,
+        # templates only ever see placeholders; values arrive at boot (secrets_delivery)
+        "creds": Credentials.placeholders(),
         "checks": readiness_checks(plan),
         "reported_packages": ["prosody", "jicofo", "jitsi-meet-web", "nginx", "coturn"],
     }
@@ -257,6 +352,7 @@ _MAIN_SPECS: Final = (
         "jitsi",  # the real jicofo package's group (its user is jicofo, in group jitsi)
     ),
     FileSpec("signaling/etc/nginx/nginx.conf.j2", "/etc/nginx/nginx.conf"),
+    FileSpec("signaling/etc/nginx/stream.conf.j2", "/etc/nginx/stream.conf"),
     FileSpec(
         "signaling/etc/systemd/system/prosody.service.d/jitsi-xxl.conf.j2",
         "/etc/systemd/system/prosody.service.d/jitsi-xxl.conf",
@@ -278,7 +374,6 @@ _MAIN_SPECS: Final = (
     FileSpec(
         "common/etc/apt/preferences.d/jitsi-xxl.pref.j2", "/etc/apt/preferences.d/jitsi-xxl.pref"
     ),
-    FileSpec("signaling/etc/jitsi/xxl/secrets.env.j2", "/etc/jitsi/xxl/secrets.env", 0o600),
 )
 _NODE_SPEC: Final = FileSpec(
     "signaling/etc/prosody-vN/prosody.cfg.lua.j2",
@@ -289,20 +384,26 @@ _NODE_SPEC: Final = FileSpec(
 _BOOTSTRAP_TEMPLATE: Final = "signaling/usr/local/sbin/jitsi-xxl-bootstrap.j2"
 
 
+def secrets(settings: Settings, stack: str) -> SecretsDelivery:
+    """How the signaling VM gets its secrets (all of them: it runs every service)."""
+    return delivery(settings.cloud, stack, "signaling", SIGNALING_SECRETS)
+
+
 def rootfs_files(
     settings: Settings,
     plan: Plan,
     creds: Credentials,
     tls: TlsMaterial | None = None,
     layout: Layout = Layout(),
+    *,
+    stack: str = OFFLINE_STACK,
 ) -> tuple[RenderedFile, ...]:
     """The files the bootstrap unpacks onto the VM (everything but the bootstrap itself)."""
-    ctx = context(settings, plan, creds, layout)
+    ctx = context(settings, plan, layout)
     files = list(render_specs(_MAIN_SPECS, ctx, settings.domain, layout.root))
-    for node in ctx["nodes"]:
-        spec = FileSpec(_NODE_SPEC.template, _NODE_SPEC.target.replace("{node}", node["name"]),
-                        _NODE_SPEC.mode, _NODE_SPEC.group)  # fmt: skip
-        files += render_specs([spec], {**ctx, "node": node}, settings.domain, layout.root)
+    template = FileSpec(_NODE_SPEC.template, NODE_TEMPLATE, _NODE_SPEC.mode, _NODE_SPEC.group)
+    symbolic = {**ctx, "node": _node_view(_symbolic_node(), layout)}
+    files += render_specs([template], symbolic, settings.domain, layout.root)
     if settings.tls.mode is TlsMode.provided:
         if tls is None:
             raise ValueError("tls.mode is provided but no certificate was given")
@@ -310,17 +411,23 @@ def rootfs_files(
             RenderedFile(ctx["tls_crt"], tls.certificate.rstrip("\n") + "\n", 0o644),
             RenderedFile(ctx["tls_key"], tls.private_key.rstrip("\n") + "\n", 0o600),
         ]
+    files += [
+        RenderedFile(layout.path(XXL_PLUGINS) + src.name, src.read_text())
+        for src in sorted(XXL_PLUGIN_SOURCES.glob("mod_*.lua"))
+    ]
+    files += carried_files(secrets(settings, stack), creds, SIGNALING_SECRETS)
     return tuple(sorted(files, key=lambda f: f.path))
 
 
 def s2s_snippet(settings: Settings, plan: Plan) -> str:
     """The main prosody's s2s settings (`s2sout_override`, `s2s_whitelist`) as Lua."""
-    return render("outputs/s2s.cfg.lua.j2", context(settings, plan, Credentials.placeholders()))
+    return render("outputs/s2s.cfg.lua.j2", context(settings, plan))
 
 
 def jicofo_visitors(settings: Settings, plan: Plan, creds: Credentials) -> str:
-    """jicofo's visitors HOCON: `jicofo.visitors` and one `jicofo.xmpp.visitors.vN` per node."""
-    return render("outputs/jicofo-visitors.conf.j2", context(settings, plan, creds))
+    """jicofo's visitors HOCON: `jicofo.visitors` and one `jicofo.xmpp.visitors.vN` per node.
+    A stack output for a jicofo run elsewhere, so it holds the real password (and is secret)."""
+    return render("outputs/jicofo-visitors.conf.j2", {**context(settings, plan), "creds": creds})
 
 
 @dataclass(frozen=True)
@@ -347,13 +454,36 @@ def signaling_bundle(
     creds: Credentials,
     tls: TlsMaterial | None = None,
     layout: Layout = Layout(),
+    *,
+    stack: str = OFFLINE_STACK,
 ) -> SignalingBundle:
     """Render the signaling VM; raises UserDataTooLargeError if the user data is over a cap."""
-    ctx = context(settings, plan, creds, layout)
+    ctx = context(settings, plan, layout)
+    rootfs = rootfs_files(settings, plan, creds, tls, layout, stack=stack)
+    ctx |= secrets(settings, stack).context(rootfs)
+    template_path = layout.path(NODE_TEMPLATE)
+
+    def node_configs(sent: dict[str, RenderedFile]) -> list[RenderedFile]:
+        template = sent[template_path]
+        return [
+            RenderedFile(
+                layout.path(f"{n.config_dir}/prosody.cfg.lua"),
+                expand_node(template.content, n),
+                template.mode,
+                template.group,
+            )
+            for n in plan.nodes
+        ]
+
+    ctx |= {
+        "node_template": template_path,
+        "node_tokens": {"index": NODE_INDEX_TOKEN, **NODE_PORT_TOKENS},
+    }
     vm = vm_bundle(
-        rootfs_files(settings, plan, creds, tls, layout),
+        rootfs,
         lambda extra: render(_BOOTSTRAP_TEMPLATE, {**ctx, **extra}),
         layout.root,
+        node_configs,
     )
     return SignalingBundle(
         vm=vm,

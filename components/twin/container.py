@@ -25,10 +25,10 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from components.twin.image import tool
 
@@ -36,6 +36,7 @@ CLONE_NEWNET: Final = 0x40000000
 NETNS_DIR: Final = Path("/run/netns")
 STOP_TIMEOUT: Final = 60.0
 CONTAINER_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+T = TypeVar("T")
 
 
 class ContainerError(Exception):
@@ -91,6 +92,12 @@ def host_netns(net: Lan, host: str, address: str, prefix: int) -> Iterator[Path]
         yield NETNS_DIR / ns
     finally:
         subprocess.run([tool("ip"), "netns", "del", ns], check=False, capture_output=True)
+
+
+def add_address(netns: Path, address: str, prefix: int, device: str = "eth0") -> None:
+    """One more address on a VM's interface (a public one, where the cloud puts it there);
+    it goes with the namespace."""
+    _ip("-n", netns.name, "addr", "add", f"{address}/{prefix}", "dev", device)
 
 
 @dataclass
@@ -153,6 +160,9 @@ def booted(
     argv = [tool("systemd-nspawn"), "--quiet", "--boot", "--register=no", "--keep-unit",
             f"--machine={name}", f"--directory={root}", f"--network-namespace-path={netns}",
             "--resolv-conf=off", "--timezone=off", "--link-journal=no", "--console=pipe",
+            # firewall rules of its own, as on a VM (the metadata guard): confined to the
+            # container's network namespace
+            "--capability=CAP_NET_ADMIN",
             *(f"--bind-ro={src}:{dst}" for src, dst in binds)]  # fmt: skip
     # /proc/sys/net writable, as on a VM: the VM's network namespace is its own, and the
     # bootstrap reserves the visitor nodes' ports there (nspawn leaves it read-only when it
@@ -187,6 +197,27 @@ def _enter_netns(path: Path) -> None:
             raise OSError(ctypes.get_errno(), f"setns {path}")
     finally:
         os.close(fd)
+
+
+def run_in_netns(netns: Path, fn: Callable[[], T]) -> T:
+    """`fn()` in a thread inside `netns` (setns acts on the calling thread only): the sockets
+    it opens are that namespace's. Its exception, if any, is raised here."""
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            _enter_netns(netns)
+            outcome.append(fn())
+        except BaseException as exc:  # handed to the caller below
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name=f"in-{netns.name}", daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 class Forwarder:

@@ -7,7 +7,9 @@ never the rendered output:
 - the certificate: Let's Encrypt cannot be reached, so a `letsencrypt` stack runs
   self-signed (the bootstrap's own first step for it anyway);
 - the cloud: NoCloud seed files instead of the cloud's metadata service, the private network a
-  bridge in a network namespace, and nginx's port published on the host's 127.0.0.1.
+  bridge in a network namespace, and nginx's port published on the host's 127.0.0.1;
+- the Internet: the VM's public address on its interface (as Hetzner assigns it) and one host
+  out there, `internet`, on the same bridge, where tests run TURN clients and peers.
 cloud-init in the container writes the archive and runs the bootstrap, as on the VM.
 """
 
@@ -45,6 +47,11 @@ from components.twin.standin_packages import StandIn, standins
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 SHARED_UPSTREAM: Final = REPO_ROOT.parent / "shared" / "upstream" / "jitsi-meet"
 BOOT_TIMEOUT: Final = 900.0
+# Documentation addresses (TEST-NET-3): routed nowhere, and not refused by coturn, so the
+# twin's Internet can use them as public addresses.
+PUBLIC_IP: Final = "203.0.113.10"
+INTERNET_HOST_IP: Final = "203.0.113.20"
+PUBLIC_PREFIX: Final = 24
 HOW_TO_PROVIDE: Final = (
     "Jitsi's prosody plugins are needed: install jitsi-meet-prosody, or put jitsi-meet's "
     "resources/prosody-plugins/ and debian/control at ../shared/upstream/jitsi-meet/ "
@@ -118,6 +125,7 @@ class Twin:
     netns: Path
     console: Path
     archive: Path
+    internet: Path  # the network namespace of a host on the Internet (INTERNET_HOST_IP)
     ports: dict[str, int] = field(default_factory=dict)
     box: container.Container | None = None
     _boot: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
@@ -218,9 +226,13 @@ def running(
             prefix = int(settings.network.cidr.split("/")[1])
             private_ip = the_plan.network.signaling_private_ip
             netns = stack.enter_context(container.host_netns(net, "sig", private_ip, prefix))
+            container.add_address(netns, PUBLIC_IP, PUBLIC_PREFIX)
+            internet = stack.enter_context(
+                container.host_netns(net, "net", INTERNET_HOST_IP, PUBLIC_PREFIX)
+            )
             twin = Twin(
                 settings=settings, plan=the_plan, creds=creds, bundle=bundle, root=root,
-                netns=netns, console=scratch / "console.log", archive=archive,
+                netns=netns, console=scratch / "console.log", archive=archive, internet=internet,
             )  # fmt: skip
             stack.callback(twin.shutdown)
             https = stack.enter_context(

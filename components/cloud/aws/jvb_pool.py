@@ -19,7 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.agents.bridge_agent import LIFECYCLE_HOOK
-from components.cloud.aws.iam import bridge_agent_policy, ssm_instance_role
+from components.cloud.aws.iam import VmSecrets, bridge_agent_policy, ssm_instance_role
 from components.cloud.images import aws_debian_ami
 from components.model.settings import ScaleOn
 
@@ -59,6 +59,7 @@ class AwsBridgePoolArgs:
     metric_namespace: str
     metric_name: str
     tags: dict[str, str]
+    secrets: VmSecrets  # the bridges' login, fetched at boot; the user data holds none
     ami: str | None = None
     event: EventWindow | None = None
 
@@ -78,7 +79,8 @@ class AwsBridgePool(pulumi.ComponentResource):
     ) -> None:
         super().__init__("jitsi-xxl:bridges:AwsBridgePool", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        role, profile = ssm_instance_role(name, args.tags, child)
+        vm_role = ssm_instance_role(name, args.tags, child, args.secrets)
+        role, profile = vm_role.role, vm_role.profile
         ami, pinned = aws_debian_ami(args.ami, self)
         template = aws.ec2.LaunchTemplate(
             f"{name}-template",
@@ -139,8 +141,13 @@ class AwsBridgePool(pulumi.ComponentResource):
                     for k, v in args.tags.items()
                 ],
             ),
-            # the scaling policy and the schedules own the size once the group exists
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desired_capacity"]),
+            # the scaling policy and the schedules own the size once the group exists; no
+            # bridge boots before its secrets exist
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                ignore_changes=["desired_capacity"],
+                depends_on=list(vm_role.parameters),
+            ),
         )
         aws.autoscaling.LifecycleHook(
             f"{name}-drain-hook",

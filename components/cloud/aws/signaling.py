@@ -1,6 +1,7 @@
 """AwsSignaling: the signaling VM on AWS.
 
-Creates an IAM role and instance profile (SSM Session Manager only), an Elastic IP, the DNS
+Creates an IAM role and instance profile (Session Manager, and its own secrets in Parameter
+Store), an Elastic IP, the DNS
 record pointing at it (optional), then the instance (IMDSv2 required, encrypted root volume,
 the rendered user data as a secret, a fixed private address the bridges connect to), and the
 association of address and instance.
@@ -13,7 +14,7 @@ from dataclasses import dataclass, replace
 import pulumi
 import pulumi_aws as aws
 
-from components.cloud.aws.iam import ssm_instance_role
+from components.cloud.aws.iam import VmSecrets, ssm_instance_role
 from components.cloud.dns import DnsRecord, DnsRecordArgs
 from components.cloud.images import aws_debian_ami
 
@@ -30,6 +31,7 @@ class AwsSignalingArgs:
     security_group_id: pulumi.Input[str]
     user_data_base64: pulumi.Input[str]
     tags: dict[str, str]
+    secrets: VmSecrets  # fetched at boot; the user data holds none
     ami: str | None = None
     dns: DnsRecordArgs | None = None  # its `address` is filled with the Elastic IP
 
@@ -46,11 +48,12 @@ class AwsSignaling(pulumi.ComponentResource):
     ) -> None:
         super().__init__("jitsi-xxl:signaling:AwsSignaling", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        _, profile = ssm_instance_role(name, args.tags, child)
+        vm_role = ssm_instance_role(name, args.tags, child, args.secrets)
+        profile = vm_role.profile
         address = aws.ec2.Eip(
             f"{name}-ip", aws.ec2.EipArgs(domain="vpc", tags=args.tags), opts=child
         )
-        boot_after: list[pulumi.Resource] = []
+        boot_after: list[pulumi.Resource] = list(vm_role.parameters)
         if args.dns is not None:
             record = DnsRecord(
                 f"{name}-dns", replace(args.dns, address=address.public_ip), opts=child

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import pulumi
+
+from components.cloud.aws.iam import VmSecrets
 from components.cloud.aws.jvb_pool import AwsBridgePool, AwsBridgePoolArgs, EventWindow
 from components.cloud.aws.network import AwsNetwork, AwsNetworkArgs
 from components.cloud.aws.signaling import AwsSignaling, AwsSignalingArgs
 from components.cloud.deployment import Deployed, Deployment
 from components.cloud.firewall import bridge_rules, signaling_rules
 from components.model import naming
+from components.model.credentials import BRIDGE_SECRETS, SIGNALING_SECRETS, Credentials
+from components.rendering import bridge_files, signaling_files
 from components.rendering.bridge_files import STRESS_METRIC, STRESS_NAMESPACE
 from components.rendering.userdata import aws_user_data_base64
+
+
+def vm_secrets(d: Deployment, path: str, fields: tuple[str, ...]) -> VmSecrets:
+    """The values a role's parameters hold: secret Outputs of the stack's credentials."""
+
+    def value(field: str) -> pulumi.Output[str]:
+        return pulumi.Output.secret(d.credentials.apply(lambda c: str(getattr(c, field))))
+
+    # the names the bootstrap asks for (credentials.env_name), under the role's folder
+    names = Credentials.placeholders().env(fields)
+    return VmSecrets(
+        path=path, values={env: value(f) for env, f in zip(names, fields, strict=True)}
+    )
 
 
 def deploy_aws(d: Deployment) -> Deployed:
@@ -35,6 +53,7 @@ def deploy_aws(d: Deployment) -> Deployed:
             security_group_id=network.signaling_group_id,
             user_data_base64=d.signaling_user_data.apply(aws_user_data_base64),
             tags=naming.tags(d.stack, "signaling"),
+            secrets=vm_secrets(d, signaling_files.secrets(s, d.stack).path, SIGNALING_SECRETS),
             ami=s.aws.ami,
             dns=d.dns,
         ),
@@ -53,6 +72,7 @@ def deploy_aws(d: Deployment) -> Deployed:
             metric_namespace=STRESS_NAMESPACE,
             metric_name=STRESS_METRIC,
             tags=naming.tags(d.stack, "jvb"),
+            secrets=vm_secrets(d, bridge_files.secrets(s, d.stack).path, BRIDGE_SECRETS),
             ami=s.aws.ami,
             event=EventWindow(start=s.event.start, end=s.event.end) if s.event else None,
         ),

@@ -41,6 +41,7 @@ goes to stderr.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -71,6 +72,8 @@ MUC: Final = "http://jabber.org/protocol/muc"
 MUC_USER: Final = "http://jabber.org/protocol/muc#user"
 MUC_ADMIN: Final = "http://jabber.org/protocol/muc#admin"
 MUC_OWNER: Final = "http://jabber.org/protocol/muc#owner"
+# ChatRoomImpl's roomMetadataLatch timeout
+PRESETS_WAIT_SECONDS: Final = 10.0
 DATA_FORMS: Final = "jabber:x:data"
 DISCO_INFO: Final = "http://jabber.org/protocol/disco#info"
 ROOMCONFIG: Final = "http://jabber.org/protocol/muc#roomconfig"
@@ -605,6 +608,9 @@ class Conference:
         self.lobby_enabled = False
         self.visitors_enabled: bool | None = None
         self.participants_soft_limit: int | None = None
+        self.moderators: list[str] = []
+        self.participants: list[str] | None = None
+        self._metadata_set = asyncio.Event()
         self.properties: dict[str, str] = {"support-terminate-restart": "true"}
         if self.config.visitors_enabled:
             self.properties["visitors-enabled"] = "true"
@@ -629,6 +635,15 @@ class Conference:
         flag = room.config_fields.get("muc#roominfo_visitorsEnabled")
         if flag is not None and flag != "":
             self.visitors_enabled = flag in ("1", "true")
+        # ChatRoomImpl.joinAs: with the conference presets flag, block (at most 10 s) until the
+        # room metadata arrived, so that the first request already sees who the room is for
+        presets = room.config_fields.get("muc#roominfo_conference_presets_service_enabled")
+        if presets in ("1", "true"):
+            try:
+                await asyncio.wait_for(self._metadata_set.wait(), PRESETS_WAIT_SECONDS)
+                log.info("conference %s: room metadata is set, room fully joined", self.room_jid)
+            except TimeoutError:
+                log.warning("conference %s: no room metadata in time; going on", self.room_jid)
         self.started = True
         self.schedule_start_timeout()
         self._elect_owner()
@@ -718,19 +733,42 @@ class Conference:
 
     def set_metadata(self, metadata: Mapping[str, Any]) -> None:
         self.lobby_enabled = metadata.get("lobbyEnabled") is True
+        # ChatRoomImpl: `moderators` defaults to empty, `participants` stays null (room open to
+        # everyone) unless the metadata names a list
+        moderators = metadata.get("moderators")
+        self.moderators = [str(m) for m in moderators] if isinstance(moderators, list) else []
+        participants = metadata.get("participants")
+        self.participants = (
+            [str(p) for p in participants] if isinstance(participants, list) else None
+        )
         if isinstance(metadata.get("visitorsEnabled"), bool):
             self.visitors_enabled = bool(metadata["visitorsEnabled"])
+        self._metadata_set.set()
         limit = metadata.get("participantsSoftLimit")
         self.participants_soft_limit = (
             limit if isinstance(limit, int) else self.participants_soft_limit
         )
         log.info(
-            "conference %s: room metadata lobby=%s visitorsEnabled=%s participantsSoftLimit=%s",
+            "conference %s: room metadata lobby=%s visitorsEnabled=%s participantsSoftLimit=%s "
+            "moderators=%s participants=%s",
             self.room_jid,
             self.lobby_enabled,
             self.visitors_enabled,
             self.participants_soft_limit,
+            self.moderators,
+            self.participants,
         )
+
+    def preferred_in_main_room(self, user_id: str | None, group_id: str | None) -> bool:
+        """``ChatRoomImpl.isPreferredInMainRoom``: named by id or group in either list."""
+        listed = [*self.moderators, *(self.participants or [])]
+        return (user_id is not None and user_id in listed) or (
+            group_id is not None and group_id in listed
+        )
+
+    def allowed_in_main_room(self, user_id: str | None, group_id: str | None) -> bool:
+        """``ChatRoomImpl.isAllowedInMainRoom``: everyone while the room names no participants."""
+        return self.participants is None or self.preferred_in_main_room(user_id, group_id)
 
     # visitors
 
@@ -851,6 +889,25 @@ class Conference:
                 if room is not None:
                     room.set_presence(extensions)
             await asyncio.sleep(self.config.notification_interval)
+
+
+def token_identity(token: str | None) -> tuple[str | None, str | None]:
+    """``parseToken``: context.user.id and context.group of a JWT, read WITHOUT validation,
+    as jicofo does: prosody has verified (or refused) the token at login already."""
+    if not token:
+        return None, None
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        context = claims.get("context") or {}
+        user = context.get("user") or {}
+        user_id, group = user.get("id"), context.get("group")
+        return (
+            str(user_id) if user_id is not None else None,
+            str(group) if group is not None else None,
+        )
+    except (IndexError, ValueError, AttributeError):
+        return None, None
 
 
 def visitor_muc_jid(main_room: str, main_domain: str, visitor_domain: str) -> str:
@@ -1020,6 +1077,7 @@ class Focus:
         }
         visitor_supported = "visitors-version" in props
         visitor_requested = props.get("visitor") == "true"
+        user_id, group_id = token_identity(conf.get("token"))
         log.info(
             "client: conference request for %s from %s (visitors-version %s, visitor %s)",
             room_jid,
@@ -1031,10 +1089,10 @@ class Focus:
             conference = await self.conference_request(room_jid)
             ready = conference.started and conference.main is not None and conference.main.joined
             vnode: str | None = None
-            if visitor_supported and self.visitors_enabled:
-                # No token and no room "participants" list here: allowed in the main room, not
-                # preferred there (ChatRoomImpl.isAllowedInMainRoom / isPreferredInMainRoom).
-                vnode = await conference.redirect_visitor(visitor_requested)
+            allowed = conference.allowed_in_main_room(user_id, group_id)
+            preferred = conference.preferred_in_main_room(user_id, group_id)
+            if visitor_supported and self.visitors_enabled and (visitor_requested or not preferred):
+                vnode = await conference.redirect_visitor(visitor_requested or not allowed)
             elif self.visitors_enabled:
                 log.info("client: endpoint with no visitor support")
         except Exception:

@@ -1,5 +1,5 @@
--- Main prosody, global section. Rendered by jitsi-xxl: edit the stack, not this file.
--- Reference: https://prosody.im/doc/configure and jitsi-meet resources/extra-large-conference/.
+
+
 
 pidfile = "/run/prosody/prosody.pid"
 data_path = "/var/lib/prosody"
@@ -7,24 +7,24 @@ log = {
     info = "/var/log/prosody/prosody.log";
     error = "/var/log/prosody/prosody.err";
 }
-plugin_paths = { "/usr/share/jitsi-meet/prosody-plugins/" }
+plugin_paths = { "/usr/share/jitsi-meet/prosody-plugins/"; "/usr/local/lib/jitsi-xxl/prosody-plugins/" }
 certificates = "certs"
--- jicofo is an admin: mod_visitors then keeps its presence off the visitor nodes (their
--- s2s_whitelist would refuse it), and it owns every room.
+
+
 admins = { "focus@auth.meet.example.org" }
--- the listen backlog is a network setting; a top-level tcp_backlog is ignored
+
 network_settings = { tcp_backlog = 511 }
 
 modules_enabled = {
     "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "posix"; "limits";
-    -- visitors: one bidirectional s2s link per node, routed to loopback ports
+
     "s2s_bidi"; "certs_s2soutinjection"; "s2sout_override"; "s2s_whitelist";
 }
--- s2s must stay enabled: it carries the main room to the visitor nodes.
+
 modules_disabled = {}
 
--- c2s: jicofo on loopback; bridges over the private network. s2s and http: loopback only
--- (nginx terminates TLS and proxies BOSH and WebSocket).
+
+
 c2s_interfaces = { "127.0.0.1"; "10.0.16.10" }
 c2s_ports = { 5222 }
 c2s_direct_tls_ports = {}
@@ -37,8 +37,8 @@ https_ports = {}
 component_interfaces = { "127.0.0.1" }
 component_ports = {}
 
--- The visitor nodes present self-signed certificates; certs_s2soutinjection accepts them
--- for the names in s2sout_override.
+
+
 s2s_secure_auth = false
 
 limits = {
@@ -46,8 +46,8 @@ limits = {
 }
 unlimited_jids = { "focus@auth.meet.example.org"; "jvb@auth.meet.example.org" }
 
--- Main prosody <-> visitor nodes, over loopback. Targets must be IP addresses.
--- s2sout_override replaces upstream's removed s2s_connect_overrides (mod_s2soutinjection).
+
+
 s2sout_override = {
     ["conference.v1.meet.jitsi"] = "tcp://127.0.0.1:52691";
     ["v1.meet.jitsi"] = "tcp://127.0.0.1:52691";
@@ -75,7 +75,7 @@ s2sout_override = {
     ["polls.v8.meet.jitsi"] = "tcp://127.0.0.1:52698";
 }
 
--- Only the visitor nodes may use s2s with the main prosody.
+
 s2s_whitelist = {
     "conference.v1.meet.jitsi";
     "v1.meet.jitsi";

@@ -1,16 +1,19 @@
--- Site meet.example.org on the main prosody. Rendered by jitsi-xxl: edit the stack, not this file.
--- Shape: jitsi-meet doc/debian/jitsi-meet-prosody/prosody.cfg.lua-jvb.example, plus the
--- visitors settings of resources/extra-large-conference/README.md.
+
+
+
 
 muc_mapper_domain_base = "meet.example.org"
 component_admins_as_room_owners = true
 
--- STUN/TURN on this VM's coturn, with short-lived credentials from the shared secret
-external_service_secret = "@@TURN_SECRET@@"
+
+
+external_service_secret = "@@XXL_SECRET_TURN_SECRET@@"
+
+external_service_ttl = 28800
 external_services = {
     { type = "stun", host = "meet.example.org", port = 3478, transport = "udp" };
-    { type = "turn", host = "meet.example.org", port = 3478, transport = "udp", secret = true, ttl = 86400, algorithm = "turn" };
-    { type = "turns", host = "meet.example.org", port = 5349, transport = "tcp", secret = true, ttl = 86400, algorithm = "turn" };
+    { type = "turn", host = "meet.example.org", port = 3478, transport = "udp", secret = true, algorithm = "turn" };
+    { type = "turns", host = "meet.example.org", port = 443, transport = "tcp", secret = true, algorithm = "turn" };
 }
 
 consider_bosh_secure = true
@@ -21,7 +24,11 @@ smacks_hibernation_time = 60
 smacks_max_old_sessions = 1
 
 VirtualHost "meet.example.org"
-    authentication = "jitsi-anonymous"
+
+    authentication = "token"
+    app_id = "jitsi-xxl"
+    app_secret = "@@XXL_SECRET_JWT_APP_SECRET@@"
+    allow_empty_token = true
     ssl = { key = "/etc/prosody/certs/jitsi-xxl.key"; certificate = "/etc/prosody/certs/jitsi-xxl.crt" }
     modules_enabled = {
         "bosh"; "websocket"; "smacks"; "ping"; "external_services"; "features_identity";
@@ -29,12 +36,12 @@ VirtualHost "meet.example.org"
         "visitors";
     }
     c2s_require_encryption = false
-    -- visitor nodes send unavailable presences back to this host over s2s
+
     allow_anonymous_s2s = true
     lobby_muc = "lobby.meet.example.org"
     breakout_rooms_muc = "breakout.meet.example.org"
     main_muc = "conference.meet.example.org"
-    -- recorders and transcribers stay in the main room
+
     visitors_ignore_list = { "recorder.meet.example.org" }
 
 Component "conference.meet.example.org" "muc"
@@ -43,10 +50,15 @@ Component "conference.meet.example.org" "muc"
     modules_enabled = {
         "muc_hide_all"; "muc_meeting_id"; "muc_domain_mapper"; "muc_rate_limit";
         "muc_password_whitelist";
-        -- components do not inherit the global s2s modules
+        "token_verification"; "xxl_stage";
+
         "s2s_bidi"; "s2sout_override"; "s2s_whitelist";
     }
     admins = { "focus@auth.meet.example.org" }
+
+    token_verification_require_token_for_moderation = true
+    xxl_stage_group = "jitsi-xxl-stage"
+    xxl_stage_trusted_hosts = { "recorder.meet.example.org" }
     muc_password_whitelist = { "focus@auth.meet.example.org" }
     muc_room_locking = false
     muc_room_default_public_jids = true
@@ -54,16 +66,20 @@ Component "conference.meet.example.org" "muc"
 Component "breakout.meet.example.org" "muc"
     restrict_room_creation = true
     storage = "memory"
-    -- no "polls": upstream removed that module; polls_component serves breakout rooms too
+
     modules_enabled = { "muc_hide_all"; "muc_meeting_id"; "muc_domain_mapper"; "muc_rate_limit" }
     admins = { "focus@auth.meet.example.org" }
     muc_room_locking = false
     muc_room_default_public_jids = true
 
--- The bridges' brewery: jicofo finds videobridges here.
+
+
+
 Component "internal.auth.meet.example.org" "muc"
     storage = "memory"
-    modules_enabled = { "muc_hide_all"; "ping" }
+    restrict_room_creation = true
+    modules_enabled = { "muc_hide_all"; "ping"; "muc_filter_access" }
+    muc_filter_whitelist = { "auth.meet.example.org" }
     admins = { "focus@auth.meet.example.org"; "jvb@auth.meet.example.org" }
     muc_room_locking = false
     muc_room_default_public_jids = true
@@ -100,7 +116,7 @@ Component "metadata.meet.example.org" "room_metadata_component"
 Component "polls.meet.example.org" "polls_component"
     modules_enabled = { "s2s_bidi"; "s2sout_override"; "s2s_whitelist" }
 
--- jicofo connects and disconnects visitor nodes here; promotion requests arrive here.
+
 Component "visitors.meet.example.org" "visitors_component"
     auto_allow_visitor_promotion = false
     admins = { "focus@auth.meet.example.org" }

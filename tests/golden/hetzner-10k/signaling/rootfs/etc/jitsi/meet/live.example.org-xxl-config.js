@@ -5,3 +5,5 @@ config.websocket = "wss://live.example.org/xmpp-websocket";
 config.bosh = "https://live.example.org/http-bind";
 config.hosts.domain = "live.example.org";
 config.hosts.muc = "conference.live.example.org";
+// Promotion approved by a moderator goes through jicofo's HTTP conference request.
+config.conferenceRequestUrl = "https://live.example.org/conference-request/v1";

@@ -5,3 +5,5 @@ config.websocket = "wss://trial.example.org/xmpp-websocket";
 config.bosh = "https://trial.example.org/http-bind";
 config.hosts.domain = "trial.example.org";
 config.hosts.muc = "conference.trial.example.org";
+// Promotion approved by a moderator goes through jicofo's HTTP conference request.
+config.conferenceRequestUrl = "https://trial.example.org/conference-request/v1";

@@ -1,0 +1,148 @@
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+local jid = require "util.jid";
+local st = require "util.stanza";
+
+local util = module:require "util";
+local is_admin = util.is_admin;
+local is_healthcheck_room = util.is_healthcheck_room;
+
+local stage_group = module:get_option_string("xxl_stage_group");
+local main_domain = module:get_option_string("muc_mapper_domain_base");
+
+local trusted_hosts = module:get_option_set("xxl_stage_trusted_hosts", {});
+
+if not stage_group or not main_domain then
+    module:log("error", "xxl_stage_group and muc_mapper_domain_base are required; refusing every join");
+end
+
+local sessions = prosody.full_sessions;
+
+local function is_true(value)
+    return value == true or value == "true";
+end
+
+
+local function host_session(session)
+    return session ~= nil and session.auth_token ~= nil and session.host == main_domain;
+end
+
+local function moderator_session(session)
+    local user = host_session(session) and session.jitsi_meet_context_user;
+    return user and is_true(user.moderator) or false;
+end
+
+
+
+
+local function mark_stage(room)
+    if is_healthcheck_room(room.jid) or not stage_group then
+        return;
+    end
+    room._data.participants = { stage_group };
+    room._data.moderator_id = stage_group;
+end
+
+
+
+
+local function approved_viewer(session)
+    return session ~= nil and session.customusername ~= nil
+        and session.username == session.customusername and session.host == main_domain;
+end
+
+module:hook("muc-room-created", function(event)
+    mark_stage(event.room);
+end, 10);
+
+local presets_field = {
+    name = "muc#roominfo_conference_presets_service_enabled";
+    type = "boolean";
+    label = "Whether jicofo waits for the room metadata";
+    value = true;
+};
+module:hook("muc-disco#info", function(event)
+    table.insert(event.form, presets_field);
+end);
+module:hook("muc-config-form", function(event)
+    table.insert(event.form, presets_field);
+end);
+
+module:hook("muc-occupant-pre-join", function(event)
+    local room, occupant, session, stanza = event.room, event.occupant, event.origin, event.stanza;
+    if is_healthcheck_room(room.jid) or is_admin(occupant.bare_jid) then
+        return;
+    end
+    if session and session.type == "s2sin" then
+        return; -- the visitor nodes' mirrored occupants: they live on the nodes
+    end
+    local host = jid.host(occupant.bare_jid);
+    if trusted_hosts:contains(host) then
+        return;
+    end
+    if stage_group and host_session(session) then
+        return;
+    end
+    if stage_group and approved_viewer(session) then
+        return; -- mod_visitors_component checks the approval for this room again
+    end
+    module:log("info", "refused %s in %s: no host token", stanza.attr.from, room.jid);
+    session.send(st.error_reply(stanza, "auth", "not-allowed", "The stage is for hosts with a token")
+        :tag("xxl-stage", { xmlns = "urn:jitsi-xxl:stage" }));
+    return true;
+end, 100);
+
+module:hook("muc-occupant-joined", function(event)
+    local room, occupant = event.room, event.occupant;
+    if is_healthcheck_room(room.jid) then
+        return;
+    end
+    if is_admin(occupant.bare_jid) then
+        mark_stage(room);
+
+        module:fire_event("room-metadata-changed", { room = room });
+        return;
+    end
+    if moderator_session(sessions[occupant.jid]) then
+        room:set_affiliation(true, occupant.bare_jid, "owner");
+    end
+end, 2);
+
+module:hook("muc-pre-set-affiliation", function(event)
+    local affiliation, target = event.affiliation, event.jid;
+    if affiliation ~= "owner" and affiliation ~= "admin" then
+        return;
+    end
+    if is_admin(target) or is_healthcheck_room(event.room.jid) then
+        return;
+    end
+    for _, occupant in event.room:each_occupant() do
+        if occupant.bare_jid == target then
+            for real_jid in occupant:each_session() do
+                if moderator_session(sessions[real_jid]) then
+                    return;
+                end
+            end
+        end
+    end
+    module:log("warn", "refused %s for %s in %s: no moderator token", affiliation, target, event.room.jid);
+    event.allowed = false;
+end, 100);
