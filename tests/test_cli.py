@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import gzip
-import io
 import json
-import tarfile
 from pathlib import Path
 
 import pytest
-import yaml
 
 from components.model.credentials import Credentials
 from components.offline import cli
 from tests.conftest import STACKS, stack_ids
+from tests.test_userdata import unpack
 
 KNOWN = Credentials(
     jicofo_password="known-jicofo-9f1c0000",
@@ -62,14 +59,9 @@ def test_render_writes_every_file(
         assert len(sent) == doc["user_data"]["sent_bytes"] <= 16000
     # secrets stay out of what a person or a log sees, and out of AWS user data entirely
     if doc["cloud"] == "aws":
-        archive = next(iter(yaml.safe_load(text)["write_files"]))["content"]
-        with tarfile.open(fileobj=io.BytesIO(base64.b64decode(archive)), mode="r:xz") as tar:
-            assert "etc/jitsi/xxl/secrets.env" not in tar.getnames()
-            unpacked = "".join(
-                tar.extractfile(m).read().decode()  # type: ignore[union-attr]
-                for m in tar.getmembers()
-                if m.isfile()
-            )
+        files = unpack(text)
+        assert "/etc/jitsi/xxl/secrets.env" not in files
+        unpacked = "".join(files.values())
         for value in KNOWN.values():
             assert value not in text + unpacked
     for value in KNOWN.values():

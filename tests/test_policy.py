@@ -241,7 +241,7 @@ ESCAPES: dict[str, tuple[str, str, dict[str, Any], str]] = {
     ),
     "ssh-key-on-hetzner": (
         "no-credentials-in-clear-user-data", SERVER,
-        hetzner_server({**CLEAN_FILES, "/root/.ssh/id_ed25519": PEM_KEY}),
+        hetzner_server({**CLEAN_FILES, "/etc/ssh/ssh_host_ed25519_key": PEM_KEY}),
         "private key",
     ),
     "password-outside-secrets-env-on-hetzner": (
@@ -251,7 +251,7 @@ ESCAPES: dict[str, tuple[str, str, dict[str, Any], str]] = {
     ),
     "key-in-a-gzip-write-file": (
         "no-credentials-in-clear-user-data", SERVER,
-        {"userData": "#cloud-config\nwrite_files:\n  - path: /root/key.pem\n"
+        {"userData": "#cloud-config\nwrite_files:\n  - path: /srv/key.pem\n"
          "    encoding: gz+b64\n    content: "
          + base64.b64encode(gzip.compress(PEM_KEY.encode())).decode() + "\n"},
         "private key",

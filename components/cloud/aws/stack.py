@@ -11,7 +11,7 @@ from components.cloud.aws.signaling import AwsSignaling, AwsSignalingArgs
 from components.cloud.deployment import Deployed, Deployment
 from components.cloud.firewall import bridge_rules, signaling_rules
 from components.model import naming
-from components.model.credentials import BRIDGE_SECRETS, SIGNALING_SECRETS, Credentials
+from components.model.credentials import BRIDGE_SECRETS, SIGNALING_SECRETS, env_name
 from components.rendering import bridge_files, signaling_files
 from components.rendering.bridge_files import STRESS_METRIC, STRESS_NAMESPACE
 from components.rendering.userdata import aws_user_data_base64
@@ -23,11 +23,8 @@ def vm_secrets(d: Deployment, path: str, fields: tuple[str, ...]) -> VmSecrets:
     def value(field: str) -> pulumi.Output[str]:
         return pulumi.Output.secret(d.credentials.apply(lambda c: str(getattr(c, field))))
 
-    # the names the bootstrap asks for (credentials.env_name), under the role's folder
-    names = Credentials.placeholders().env(fields)
-    return VmSecrets(
-        path=path, values={env: value(f) for env, f in zip(names, fields, strict=True)}
-    )
+    # under the names the bootstrap asks for, in the role's folder
+    return VmSecrets(path=path, values={env_name(f): value(f) for f in fields})
 
 
 def deploy_aws(d: Deployment) -> Deployed:
