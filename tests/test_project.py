@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -109,3 +110,12 @@ def test_readme_layout_names_every_module() -> None:
         if d.is_dir() and d.name != "__pycache__" and f"{d.name}/" not in layout
     ]
     assert not missing, f"README layout does not name: {missing}"
+
+
+def test_readme_lists_every_output_and_whether_it_is_secret() -> None:
+    from components.cloud.outputs import ALL_OUTPUTS, SECRET_OUTPUTS
+
+    section = (ROOT / "README.md").read_text().split("## Outputs", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `([a-z0-9_]+)` \| (yes|no) \|", section, re.M))
+    assert set(rows) == set(ALL_OUTPUTS)
+    assert {name for name, secret in rows.items() if secret == "yes"} == SECRET_OUTPUTS
