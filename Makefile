@@ -16,7 +16,7 @@ export UV_PYTHON := $(PYTHON)
 # otherwise compile the provider SDKs again (about half a second each time).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: env plan render test lint typecheck unit bench golden clean
+.PHONY: env plan render test lint typecheck unit bench bench-load golden clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -50,6 +50,11 @@ golden: env
 bench: env
 	$(VENV)/bin/python bench/render.py
 	$(VENV)/bin/python bench/plan.py
+
+# Viewers against the signaling twin (root, and Jitsi's plugins as for the twin tests); about
+# 40 minutes. Writes bench/results/ (capacity.md, capacity.png, load.json).
+bench-load: env
+	$(VENV)/bin/python bench/load.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) out .pytest_cache .mypy_cache .ruff_cache .hypothesis

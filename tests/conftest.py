@@ -12,6 +12,7 @@ from components.model.credentials import Credentials
 from components.model.planner import Plan, plan
 from components.model.settings import Settings, StackFile, load_stack_file
 from components.rendering.signaling_files import Layout, SignalingBundle, signaling_bundle
+from components.twin import rig
 
 ROOT = Path(__file__).resolve().parent.parent
 # The example stacks only: event stacks (`xxl event create`) are the operator's, git-ignored,
@@ -34,6 +35,24 @@ def require_tool(name: str) -> str:
     if os.environ.get("CI"):
         pytest.fail(f"{name} missing: .ci/run must install it")
     pytest.skip(f"{name} not installed (allowed on a developer laptop only)")
+
+
+TWIN_HOST_TOOLS = ("debootstrap", "systemd-nspawn", "nsenter", "ip", "dpkg-scanpackages",
+                   "apt-ftparchive", "mount", "chroot")  # fmt: skip
+
+
+def require_twin() -> None:
+    """Root, the host tools and Jitsi's plugins for the twin; in CI each missing piece fails."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("the twin needs root (systemd-nspawn, network namespaces)")
+        pytest.skip("the twin needs root (systemd-nspawn, network namespaces)")
+    for tool in TWIN_HOST_TOOLS:
+        require_tool(tool)
+    if rig.jitsi_source() is None:
+        if os.environ.get("CI"):
+            pytest.fail(rig.HOW_TO_PROVIDE)
+        pytest.skip(rig.HOW_TO_PROVIDE)
 
 
 def stack_ids() -> list[str]:

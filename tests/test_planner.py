@@ -14,12 +14,14 @@ from pyhocon import ConfigFactory
 from components.model.credentials import Credentials
 from components.model.planner import (
     MAX_NODES,
+    SPREAD_AFTER,
     bridge_pool,
     bridge_server_id,
     bridges_needed,
     colibri_ws_route,
     default_node_count,
     network_plan,
+    node_soft_limit,
     plan,
     visitor_node,
     visitor_nodes,
@@ -76,6 +78,18 @@ def test_visitors_per_node_spreads_within_the_cap(audience: int, nodes: int, cap
     assert 1 <= per <= cap
     if nodes * cap >= audience:
         assert per * nodes >= audience
+
+
+@given(st.integers(1, 1_000_000), node_counts, st.integers(50, 10_000))
+def test_jicofo_opens_every_node_early_in_the_storm(audience: int, nodes: int, cap: int) -> None:
+    per = visitors_per_node(audience, nodes, cap)
+    soft = node_soft_limit(per)
+    # jicofo opens the next node once every open one holds `soft`: all are open after
+    # nodes x soft joins, at most SPREAD_AFTER each, never more than the expected share
+    assert 1 <= soft <= min(per, SPREAD_AFTER)
+    # ... and a node that would be planned to take more than SPREAD_AFTER is opened early
+    if per > SPREAD_AFTER:
+        assert nodes * soft < nodes * per
 
 
 @given(st.integers(1, 1_000_000), st.integers(1, 500), st.integers(10, 2000))

@@ -231,7 +231,7 @@ def test_jicofo_conf_values(stack: StackFile) -> None:
     assert conf["jicofo.octo.enabled"] is True
     assert conf["jicofo.bridge.max-bridge-participants"] == plan.participants_per_bridge
     assert conf["jicofo.visitors.max-participants"] == plan.main_participants
-    assert conf["jicofo.visitors.max-visitors-per-node"] == plan.visitors_per_node
+    assert conf["jicofo.visitors.max-visitors-per-node"] == plan.node_soft_limit
     assert conf["jicofo.bridge.selection-strategy"] == "VisitorSelectionStrategy"
     assert conf["jicofo.bridge.topology-strategy"] == "VisitorTopologyStrategy"
     assert conf["jicofo.bridge.brewery-jid"] == f"jvbbrewery@internal.auth.{plan.domain}"
@@ -291,7 +291,9 @@ def test_sysctl_accepts_the_file_and_it_covers_the_node_ports(
         [sysctl, "--dry-run", "-p", str(path)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stderr
-    value = proc.stdout.split("=", 1)[1].strip()
+    m = re.search(r"^net\.ipv4\.ip_local_reserved_ports = (\S+)$", proc.stdout, re.M)
+    assert m, proc.stdout
+    value = m[1]
     low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
     reserved: set[int] = set()
     for span in value.split(","):

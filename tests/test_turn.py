@@ -152,7 +152,7 @@ def multiplexer_problems(nginx_conf: str, stream: str, site: str) -> list[str]:
         problems.append("nginx.conf does not load stream.conf")
     if "ssl_preread on;" not in stream:
         problems.append("no ssl_preread")
-    if not re.search(rf"^\s*listen {HTTPS_PORT};$", stream, re.M):
+    if not re.search(rf"^\s*listen {HTTPS_PORT}( [^;]*)?;$", stream, re.M):
         problems.append(f"the multiplexer does not listen on {HTTPS_PORT}")
     if not re.search(r"^\s*proxy_protocol on;$", stream, re.M):
         problems.append("no PROXY header to the https server")
@@ -166,7 +166,9 @@ def multiplexer_problems(nginx_conf: str, stream: str, site: str) -> list[str]:
         stream,
     ):
         problems.append("the TURN hop does not take the PROXY header off before coturn")
-    if not re.search(rf"listen 127\.0\.0\.1:{HTTPS_BACKEND_PORT} ssl\b.*\bproxy_protocol;", site):
+    if not re.search(
+        rf"listen 127\.0\.0\.1:{HTTPS_BACKEND_PORT} ssl\b[^;]*\bproxy_protocol\b[^;]*;", site
+    ):
         problems.append("the https server does not read the PROXY header")
     if "real_ip_header proxy_protocol;" not in site or "set_real_ip_from 127.0.0.1;" not in site:
         problems.append("the https server does not take the client's address from it")

@@ -39,7 +39,7 @@ from components.rendering.signaling_files import LOOPBACK, names, turn_view
 from components.rendering.userdata import ROOTFS_ARCHIVE
 from components.twin import container, rig
 from tests import turn_clients
-from tests.conftest import ROOT, require_tool
+from tests.conftest import ROOT, require_tool, require_twin
 from tests.twin_clients import Browser, Endpoint
 from tests.twin_scenarios import Outcome, stage_is_for_hosts, visitors_flow
 from tests.xmpp_clients import c2s_close, c2s_join, c2s_login
@@ -47,8 +47,6 @@ from tests.xmpp_clients import c2s_close, c2s_join, c2s_login
 pytestmark = pytest.mark.twin
 EXTDISCO = "urn:xmpp:extdisco:2"
 
-HOST_TOOLS = ("debootstrap", "systemd-nspawn", "nsenter", "ip", "dpkg-scanpackages",
-              "apt-ftparchive", "mount", "chroot")  # fmt: skip
 # Lines a healthy prosody never logs: module load failures, missing Lua libraries, refused
 # s2s links.
 BAD_LOG = re.compile(
@@ -77,20 +75,6 @@ def variant_settings(v: Variant) -> Settings:
         update={"nodes": v.nodes, "main_participants": 2, "promotion": v.promotion}
     )
     return base.model_copy(update={"visitors": visitors, "audience": 2 * v.nodes})
-
-
-def require_twin() -> None:
-    """Root, the host tools and Jitsi's plugins; in CI each missing piece fails."""
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("the twin needs root (systemd-nspawn, network namespaces)")
-        pytest.skip("the twin needs root (systemd-nspawn, network namespaces)")
-    for tool in HOST_TOOLS:
-        require_tool(tool)
-    if rig.jitsi_source() is None:
-        if os.environ.get("CI"):
-            pytest.fail(rig.HOW_TO_PROVIDE)
-        pytest.skip(rig.HOW_TO_PROVIDE)
 
 
 @pytest.fixture(scope="module", params=VARIANTS, ids=lambda v: f"{v.nodes}-nodes")
@@ -122,7 +106,7 @@ def flow(twin: rig.Twin) -> Outcome:
         visitors_flow(
             endpoint(twin),
             main_participants=twin.plan.main_participants,
-            per_node=twin.plan.visitors_per_node,
+            per_node=twin.plan.node_soft_limit,
             auto_promotion=twin.settings.visitors.promotion is Promotion.auto,
             tokens=lambda name, moderator: token(twin, name, moderator),
         )
@@ -270,7 +254,7 @@ def test_prosodyctl_check_config_is_clean(twin: rig.Twin) -> None:
 
 def test_visitors_flow_with_real_clients(twin: rig.Twin) -> None:
     outcome = flow(twin)
-    assert len(outcome.visitors) == twin.plan.visitors_per_node + 1, outcome
+    assert len(outcome.visitors) == twin.plan.node_soft_limit + 1, outcome
     bad = bad_lines(prosody_logs(twin, twin.plan))
     assert not bad, "\n".join(bad[:20])
 

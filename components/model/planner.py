@@ -39,6 +39,15 @@ HETZNER_SERVERS_PER_NETWORK: Final = 100
 # Hetzner: a spread placement group holds at most 10 servers.
 HETZNER_SPREAD_GROUP_SIZE: Final = 10
 
+# jicofo sends a viewer to the least-loaded node that has the conference until that node holds
+# `max-visitors-per-node`, opens another node only then, and once every node holds that many
+# picks a random node (ConferenceUtil.selectVisitorNode). With the even share as the limit the
+# join storm would hit one node at a time, and one node admits only so many joins a second
+# (README, "Capacity, measured"). A small limit opens every node after nodes x this many joins
+# and spreads the rest of the storm over all of them at once; the hard cap per node stays
+# prosody's `muc_max_occupants` (max_per_node), far above a random spread's share.
+SPREAD_AFTER: Final = 50
+
 # Ceiling of the bridge pool over what the audience needs, for stress-driven scale-out.
 BRIDGE_HEADROOM: Final = Fraction(3, 2)
 
@@ -128,8 +137,13 @@ def default_node_count(audience: int, max_per_node: int) -> int:
 
 
 def visitors_per_node(audience: int, nodes: int, max_per_node: int) -> int:
-    """jicofo's `max-visitors-per-node`: spread the audience evenly, never past the hard cap."""
+    """Viewers a node is expected to hold: the audience spread evenly, never past the cap."""
     return max(1, min(max_per_node, math.ceil(audience / nodes)))
+
+
+def node_soft_limit(visitors_per_node: int) -> int:
+    """jicofo's `max-visitors-per-node` (see SPREAD_AFTER)."""
+    return max(1, min(visitors_per_node, SPREAD_AFTER))
 
 
 def bridges_needed(audience: int, main_participants: int, participants_per_bridge: int) -> int:
@@ -260,6 +274,7 @@ class Plan:
     domain: str
     nodes: tuple[VisitorNode, ...]
     visitors_per_node: int
+    node_soft_limit: int  # jicofo's max-visitors-per-node
     max_per_node: int
     main_participants: int
     participants_per_bridge: int
@@ -331,10 +346,12 @@ def plan(settings: Settings) -> Plan:
             f"{count} visitor nodes: one conference uses at most {MAX_NODES_PER_ROOM} of them "
             "reliably (visitors_component tracks 16 nodes per room); more serve more rooms"
         )
+    per_node = visitors_per_node(settings.audience, count, v.max_per_node)
     return Plan(
         domain=settings.domain,
         nodes=visitor_nodes(count),
-        visitors_per_node=visitors_per_node(settings.audience, count, v.max_per_node),
+        visitors_per_node=per_node,
+        node_soft_limit=node_soft_limit(per_node),
         max_per_node=v.max_per_node,
         main_participants=v.main_participants,
         participants_per_bridge=b.participants_per_bridge,

@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
+from components.model.admission import MAX_VIEWERS_PER_ADDRESS
 from components.model.planner import check_plan
 from components.model.pricing import (
     DEFAULT_BRIDGE,
@@ -151,6 +152,12 @@ class VisitorSettings(_Strict):
     )
     promotion: Promotion = Field(
         default=Promotion.moderated, description="visitor promotion; a moderator approves it"
+    )
+    viewers_per_address: WholeNumber = Field(
+        default=1000,
+        ge=10,
+        le=MAX_VIEWERS_PER_ADDRESS,
+        description="viewers that may join from one address (a company behind one NAT)",
     )
 
 

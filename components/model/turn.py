@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum, unique
 from typing import Final
 
+from components.model.admission import STORM_SECONDS
 from components.model.ports import TURN_RELAY_MAX_PORT, TURN_RELAY_MIN_PORT
 from components.model.project import Cloud
 
@@ -55,8 +56,8 @@ TURN_ALPNS: Final = ("stun.turn", "stun.nat-discovery")
 # on 443). An ICE restart allocates again while the old allocations run out: twice that.
 ALLOCATIONS_PER_CLIENT: Final = 2
 RESTART_HEADROOM: Final = 2
-# How fast the audience may arrive: all of it within this many seconds of the start.
-ARRIVAL_SECONDS: Final = 60
+# How fast the audience may arrive: all of it within the join storm.
+ARRIVAL_SECONDS: Final = STORM_SECONDS
 # Per relayed session and direction: above a main participant's simulcast (about 2.5 + 0.5 +
 # 0.15 Mbit/s and audio) and a viewer's HD stage; far below what bulk transfer would want.
 SESSION_MBITS: Final = 5

@@ -105,7 +105,8 @@ def plan_document(
                 }
                 for n in the_plan.nodes
             ],
-            "max_visitors_per_node": the_plan.visitors_per_node,
+            "planned_per_node": the_plan.visitors_per_node,
+            "max_visitors_per_node": the_plan.node_soft_limit,
             "max_per_node": the_plan.max_per_node,
         },
         "bridges": {
@@ -147,7 +148,8 @@ def plan_text(doc: dict[str, Any]) -> str:
         f"  audience       {doc['audience']:,} viewers; main room {doc['main_participants']} "
         "participants",
         f"  visitor nodes  {len(nodes)} ({nodes[0]['name']}..{nodes[-1]['name']}); "
-        f"{v['max_visitors_per_node']:,} per node planned, hard cap {v['max_per_node']:,}",
+        f"{v['planned_per_node']:,} per node planned, hard cap {v['max_per_node']:,}; jicofo "
+        f"opens every node after {v['max_visitors_per_node']:,} each",
         f"  bridges        {b['needed']} needed at {b['participants_per_bridge']} per bridge; "
         f"pool min {b['min']} / desired {b['desired']} / max {b['max']}",
         f"  capacity       {c['viewers']:,} viewers; {c['binding']} bind first "

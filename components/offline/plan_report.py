@@ -159,7 +159,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "|---|---|",
         f"| audience | {doc['audience']:,} viewers, main room {doc['main_participants']} |",
         f"| visitor nodes | {len(doc['visitors']['nodes'])}, "
-        f"{doc['visitors']['max_visitors_per_node']:,} planned per node |",
+        f"{doc['visitors']['planned_per_node']:,} planned per node |",
         f"| bridges | {b['needed']} needed; min {b['min']} / desired {b['desired']} / "
         f"max {b['max']} |",
         f"| capacity | {c['viewers']:,} viewers ({c['binding']} bind first) |",

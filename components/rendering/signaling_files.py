@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
 
+from components.model.admission import admission, audience_capacity
 from components.model.credentials import SIGNALING_SECRETS, Credentials, TlsMaterial
 from components.model.planner import (
     Plan,
@@ -71,8 +72,6 @@ SIGNALING_PACKAGES: Final = (
 # Jitsi's plugins require these pure-Lua libraries, which Debian installs for Lua 5.1-5.3
 # only; prosody 13 runs Lua 5.4 (see the bootstrap's lua_libraries).
 LUA54_MISSING: Final = ("inspect", "basexx")
-# Open files of the main prosody: participants, jicofo, bridges, s2s links, with room to spare.
-PROSODY_NOFILE: Final = 65536
 
 
 @dataclass(frozen=True)
@@ -162,30 +161,9 @@ def readiness_checks(plan: Plan) -> list[dict[str, str]]:
     return checks
 
 
-CONNECTIONS_PER_VIEWER: Final = 4
-
-
-def nginx_limits(the_plan: Plan) -> dict[str, int]:
-    """nginx's connection limits for the plan's audience.
-
-    Every WebSocket viewer holds four connections (the client's on 443, the multiplexer's to
-    the https server and that server's end of it, and the one to its prosody), and nothing
-    spreads viewers evenly over the workers, so each worker is allowed the whole audience's
-    connections; each connection is one open file.
-    """
-    viewers = the_plan.max_per_node * len(the_plan.nodes)
-    connections = max(4096, CONNECTIONS_PER_VIEWER * (viewers + the_plan.main_participants) + 1024)
-    return {
-        "worker_connections": connections,
-        "worker_rlimit_nofile": 2 * connections,
-        # the shared zone holds every upstream's state: 16 KiB each is ample, 64 nodes fit
-        "upstream_zone_kib": 16 * (len(the_plan.nodes) + 1),
-    }
-
-
 def turn_view(settings: Settings, plan: Plan) -> dict[str, Any]:
     """coturn's policy (components/model/turn.py) as the templates place it."""
-    limits = relay_limits(plan.max_per_node * len(plan.nodes) + plan.main_participants)
+    limits = relay_limits(audience_capacity(plan))
     event = settings.event
     alpns = "|".join(a.replace(".", "\\.") for a in TURN_ALPNS)
     return {
@@ -322,8 +300,7 @@ def context(settings: Settings, plan: Plan, layout: Layout = Layout()) -> dict[s
         "prosody_pin": layout.packages.prosody_pin or settings.release.prosody,
         "packages": list(SIGNALING_PACKAGES),
         "lua54_missing": list(LUA54_MISSING),
-        "prosody_nofile": PROSODY_NOFILE,
-        "nginx": nginx_limits(plan),
+        "admission": admission(plan, settings.visitors.viewers_per_address),
         # templates only ever see placeholders; values arrive at boot (secrets_delivery)
         "creds": Credentials.placeholders(),
         "checks": readiness_checks(plan),
@@ -356,6 +333,10 @@ _MAIN_SPECS: Final = (
     FileSpec(
         "signaling/etc/systemd/system/prosody.service.d/jitsi-xxl.conf.j2",
         "/etc/systemd/system/prosody.service.d/jitsi-xxl.conf",
+    ),
+    FileSpec(
+        "signaling/etc/systemd/system/nginx.service.d/jitsi-xxl.conf.j2",
+        "/etc/systemd/system/nginx.service.d/jitsi-xxl.conf",
     ),
     FileSpec(
         "signaling/etc/nginx/sites-available/DOMAIN.conf.j2",

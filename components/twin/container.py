@@ -96,8 +96,8 @@ def host_netns(net: Lan, host: str, address: str, prefix: int) -> Iterator[Path]
 
 def add_address(netns: Path, address: str, prefix: int, device: str = "eth0") -> None:
     """One more address on a VM's interface (a public one, where the cloud puts it there);
-    it goes with the namespace."""
-    _ip("-n", netns.name, "addr", "add", f"{address}/{prefix}", "dev", device)
+    it goes with the namespace. Adding one that is there already changes nothing."""
+    _ip("-n", netns.name, "addr", "replace", f"{address}/{prefix}", "dev", device)
 
 
 @dataclass
@@ -163,6 +163,9 @@ def booted(
             # firewall rules of its own, as on a VM (the metadata guard): confined to the
             # container's network namespace
             "--capability=CAP_NET_ADMIN",
+            # open files as on a VM, where systemd raises its own hard limit to fs.nr_open; a
+            # container otherwise inherits whatever limit the process that started it had
+            f"--rlimit=RLIMIT_NOFILE={_nr_open()}",
             *(f"--bind-ro={src}:{dst}" for src, dst in binds)]  # fmt: skip
     # /proc/sys/net writable, as on a VM: the VM's network namespace is its own, and the
     # bootstrap reserves the visitor nodes' ports there (nspawn leaves it read-only when it
@@ -175,6 +178,10 @@ def booted(
         yield Container(name, root, process, leader, console)
     finally:
         stop(process)
+
+
+def _nr_open() -> int:
+    return int(Path("/proc/sys/fs/nr_open").read_text())
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:

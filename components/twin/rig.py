@@ -52,6 +52,9 @@ BOOT_TIMEOUT: Final = 900.0
 PUBLIC_IP: Final = "203.0.113.10"
 INTERNET_HOST_IP: Final = "203.0.113.20"
 PUBLIC_PREFIX: Final = 24
+# Sites on the Internet (a company behind one NAT each): more addresses of the `internet` host.
+FIRST_SITE: Final = 100
+MAX_SITES: Final = 100
 HOW_TO_PROVIDE: Final = (
     "Jitsi's prosody plugins are needed: install jitsi-meet-prosody, or put jitsi-meet's "
     "resources/prosody-plugins/ and debian/control at ../shared/upstream/jitsi-meet/ "
@@ -141,6 +144,16 @@ class Twin:
     def path(self, absolute: str) -> Path:
         """A file of the container, read from the host."""
         return self.root / absolute.lstrip("/")
+
+    def internet_sites(self, count: int) -> tuple[str, ...]:
+        """`count` addresses of the Internet host, each standing for one site behind a NAT."""
+        if not 1 <= count <= MAX_SITES:
+            raise TwinError(f"sites: {count} is not between 1 and {MAX_SITES}")
+        prefix = INTERNET_HOST_IP.rsplit(".", 1)[0]
+        sites = tuple(f"{prefix}.{FIRST_SITE + i}" for i in range(count))
+        for address in sites:
+            container.add_address(self.internet, address, PUBLIC_PREFIX)
+        return sites
 
     def ready_report(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.path(READY_REPORT).read_text())

@@ -11,7 +11,8 @@ plugin_paths = { "/usr/share/jitsi-meet/prosody-plugins/"; "/usr/local/lib/jitsi
 admins = { "focus@auth.meet.jitsi" }
 network_backend = "epoll"
 
-network_settings = { tcp_backlog = 511 }
+
+network_settings = { tcp_backlog = 512 }
 
 
 interfaces = { "127.0.0.1" }
@@ -100,6 +101,7 @@ Component "conference.v8.meet.jitsi" "muc"
     restrict_room_creation = true
     modules_enabled = {
         "muc_hide_all"; "muc_domain_mapper"; "muc_meeting_id"; "fmuc"; "muc_max_occupants";
+        "muc_rate_limit";
         "token_verification";
 
         "s2s_bidi"; "s2s_whitelist"; "s2sout_override";
@@ -110,6 +112,9 @@ Component "conference.v8.meet.jitsi" "muc"
     muc_room_default_public_jids = true
 
     muc_max_occupants = 2000
+
+    muc_rate_joins = 67
+    muc_rate_leaves = 67
     muc_access_whitelist = { "meet.example.org"; "focus@auth.meet.jitsi" }
 
 Component "polls.v8.meet.jitsi" "polls_component"

@@ -11,6 +11,7 @@ plugin_paths = { "/usr/share/jitsi-meet/prosody-plugins/"; "/usr/local/lib/jitsi
 admins = { "focus@auth.meet.jitsi" }
 network_backend = "epoll"
 
+
 network_settings = { tcp_backlog = 511 }
 
 
@@ -100,6 +101,7 @@ Component "conference.v2.meet.jitsi" "muc"
     restrict_room_creation = true
     modules_enabled = {
         "muc_hide_all"; "muc_domain_mapper"; "muc_meeting_id"; "fmuc"; "muc_max_occupants";
+        "muc_rate_limit";
         "token_verification";
 
         "s2s_bidi"; "s2s_whitelist"; "s2sout_override";
@@ -110,6 +112,9 @@ Component "conference.v2.meet.jitsi" "muc"
     muc_room_default_public_jids = true
 
     muc_max_occupants = 500
+
+    muc_rate_joins = 30
+    muc_rate_leaves = 30
     muc_access_whitelist = { "trial.example.org"; "focus@auth.meet.jitsi" }
 
 Component "polls.v2.meet.jitsi" "polls_component"

@@ -13,7 +13,8 @@ certificates = "certs"
 
 admins = { "focus@auth.trial.example.org" }
 
-network_settings = { tcp_backlog = 511 }
+
+network_settings = { tcp_backlog = 4096 }
 
 modules_enabled = {
     "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "posix"; "limits";
