@@ -94,6 +94,8 @@ class Bench:
         summary = summarize(result)
         self.rows.setdefault(name, []).append(summary)
         self.runs.append(result)
+        for note in result.notes:
+            print(f"  note: {note}", flush=True)
         print(
             f"  {name}: {summary.joined}/{summary.viewers} joined, p50 {summary.join_p50:.2f} s,"
             f" p99 {summary.join_p99:.2f} s, {summary.stanzas_per_join:.1f} stanzas/join",

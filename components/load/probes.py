@@ -120,9 +120,3 @@ class Sampler:
         finally:
             self._stop.set()
             thread.join()
-
-    def at(self, when: float) -> Sample:
-        """The sample closest to `when`."""
-        if not self.samples:
-            raise ProbeError("no samples were taken")
-        return min(self.samples, key=lambda s: abs(s.at - when))

@@ -146,6 +146,7 @@ def run(twin: rig.Twin, spec: LoadSpec, label: str = "") -> LoadRun:
     return LoadRun(
         spec=spec, label=label, timeline=plan, viewers=viewers, stage=stage,
         samples=sampler.samples, generator_cpu=sum(r["cpu_seconds"] for r in results),
+        notes=[f"a server sample was missed: {m}" for m in sampler.misses[:10]],
     )  # fmt: skip
 
 
