@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import ssl
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -35,13 +34,11 @@ from urllib.parse import urlencode
 
 import websockets
 
-from tests.xmpp_clients import BIND, CLIENT, DISCO_INFO, FRAMING, MUC, MUC_USER, SASL, insecure_tls
+from components.load.session import FOCUS, NICK, VNODE_SUFFIX, client_tls
+from tests.xmpp_clients import BIND, CLIENT, DISCO_INFO, FRAMING, MUC, MUC_USER, SASL
 
-FOCUS_NS: Final = "http://jitsi.org/protocol/focus"
 VISITORS_NS: Final = "jitsi:visitors"
 JITMEET_NS: Final = "http://jitsi.org/jitmeet"
-NICK_NS: Final = "http://jabber.org/protocol/nick"
-VNODE_SUFFIX: Final = "meet.jitsi"
 RAISED_HAND: Final = "jitsi_participant_raisedHand"
 WAIT: Final = 15.0
 
@@ -77,14 +74,6 @@ class Endpoint:
 
     def tcp_port(self, vnode: str | None) -> int:
         return self.direct_ports.get(vnode or "", self.port) if self.direct_ports else self.port
-
-
-def browser_tls() -> ssl.SSLContext:
-    """A browser's TLS for a WebSocket: it offers HTTP/1.1 by ALPN. nginx on 443 sends a TLS
-    client that offers no protocol to coturn (browsers offer none on turns:)."""
-    context = insecure_tls()
-    context.set_alpn_protocols(["http/1.1"])
-    return context
 
 
 def parse(text: str) -> ET.Element:
@@ -130,7 +119,7 @@ class Browser:
         self.xmpp_domain = f"{vnode}.{VNODE_SUFFIX}" if vnode else self.endpoint.domain
         # the web app sends the token to the main host only: a redirected host is a viewer
         url = self.endpoint.url(self.room_name, vnode, username, None if vnode else self.token)
-        extra: dict[str, Any] = {"ssl": browser_tls()} if self.endpoint.tls else {}
+        extra: dict[str, Any] = {"ssl": client_tls()} if self.endpoint.tls else {}
         self.ws = await asyncio.wait_for(
             websockets.connect(
                 url,
@@ -262,14 +251,14 @@ class Browser:
         for _attempt in range(10):
             answer = await self.request(
                 f'<iq xmlns="{CLIENT}" type="set" id="{{id}}" to="focus.{self.endpoint.domain}">'
-                f'<conference xmlns="{FOCUS_NS}" room="{room}" machine-uid="{self.nick}"{token}>'
+                f'<conference xmlns="{FOCUS}" room="{room}" machine-uid="{self.nick}"{token}>'
                 f"{props}</conference></iq>"
             )
             if answer.get("type") != "result":
                 raise RuntimeError(
                     f"{self.name}: conference request failed: {ET.tostring(answer)!r}"
                 )
-            conf = answer.find(f"{{{FOCUS_NS}}}conference")
+            conf = answer.find(f"{{{FOCUS}}}conference")
             if conf is not None and conf.get("ready") == "true":
                 return conf
             await asyncio.sleep(1.0)
@@ -292,7 +281,7 @@ class Browser:
         me = f"{self.room_jid}/{self.nick}"
         await self._send(
             f'<presence xmlns="{CLIENT}" to="{me}"><x xmlns="{MUC}"/>'
-            f'<nick xmlns="{NICK_NS}">{xml_escape(self.name)}</nick></presence>'
+            f'<nick xmlns="{NICK}">{xml_escape(self.name)}</nick></presence>'
         )
         own = await self.wait_for(
             lambda s: (
@@ -325,7 +314,7 @@ class Browser:
         await self._send(
             f'<message xmlns="{CLIENT}" to="{self.room_jid}" type="groupchat">'
             f"<body>{xml_escape(text)}</body>"
-            f'<nick xmlns="{NICK_NS}">{xml_escape(self.name)}</nick></message>'
+            f'<nick xmlns="{NICK}">{xml_escape(self.name)}</nick></message>'
         )
 
     async def heard(self, text: str, timeout: float = WAIT) -> ET.Element:
@@ -367,7 +356,7 @@ class Browser:
         stamp = str(int(time.time() * 1000))
         await self._send(
             f'<presence xmlns="{CLIENT}" to="{self.room_jid}/{self.nick}">'
-            f'<nick xmlns="{NICK_NS}">{xml_escape(self.name)}</nick>'
+            f'<nick xmlns="{NICK}">{xml_escape(self.name)}</nick>'
             f"<{RAISED_HAND}>{stamp}</{RAISED_HAND}></presence>"
         )
 

@@ -13,13 +13,11 @@ from typing import Final
 
 import slixmpp
 
-FRAMING: Final = "urn:ietf:params:xml:ns:xmpp-framing"
-SASL: Final = "urn:ietf:params:xml:ns:xmpp-sasl"
-BIND: Final = "urn:ietf:params:xml:ns:xmpp-bind"
-CLIENT: Final = "jabber:client"
-MUC: Final = "http://jabber.org/protocol/muc"
-MUC_USER: Final = "http://jabber.org/protocol/muc#user"
-DISCO_INFO: Final = "http://jabber.org/protocol/disco#info"
+# the namespaces are the load generator's: one list for every client of the twin
+from components.load.session import BIND, CLIENT, DISCO_INFO, FRAMING, MUC, MUC_USER, SASL
+
+__all__ = ["BIND", "CLIENT", "DISCO_INFO", "FRAMING", "MUC", "MUC_USER", "SASL"]
+
 TIMEOUT: Final = 10.0
 
 

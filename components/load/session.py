@@ -49,8 +49,9 @@ _SM_ELEMENT: Final = re.compile(r"^<(r|a|enabled|resumed|failed)\b[^>]*xmlns=['\
 
 @functools.cache
 def client_tls() -> ssl.SSLContext:
-    """A browser's TLS for a WebSocket (HTTP/1.1 by ALPN); the twin's certificate is self-signed.
-    One context for every session: building one reads the system's CA store."""
+    """A browser's TLS for a WebSocket: it offers HTTP/1.1 by ALPN, which nginx on 443 sends
+    to the web server (a client offering none goes to coturn, as browsers on turns: do). The
+    twin's certificate is self-signed. One context for every session."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
