@@ -4,7 +4,7 @@ from dataclasses import asdict
 
 import pulumi
 
-from components.cloud.deployment import Deployment
+from components.cloud.deployment import Deployment, utc_now
 from components.cloud.dns import DnsRecordArgs
 from components.cloud.outputs import (
     OUTPUT_BRIDGE_POOL,
@@ -14,8 +14,10 @@ from components.cloud.outputs import (
     OUTPUT_JWT_APP_SECRET,
     OUTPUT_PLAN,
     OUTPUT_S2S_CONFIG,
+    OUTPUT_SETTINGS,
     OUTPUT_SIGNALING_PRIVATE_IP,
     OUTPUT_SIGNALING_PUBLIC_IP,
+    OUTPUT_SSH_PRIVATE_KEY,
     OUTPUT_URL,
 )
 from components.cloud.stack_config import load_settings, tls_material
@@ -52,6 +54,7 @@ deployment = Deployment(
     dns=DnsRecordArgs(cloud=settings.cloud, zone=dns.zone, domain=settings.domain, ttl=dns.ttl)
     if dns
     else None,
+    now=utc_now(),
 )
 # one provider SDK per stack: each takes a second and tens of MiB to load
 if settings.cloud is Cloud.aws:
@@ -80,7 +83,7 @@ pulumi.export(OUTPUT_JWT_APP_SECRET, pulumi.Output.secret(creds.apply(lambda c: 
 pulumi.export(
     OUTPUT_BRIDGE_POOL,
     {"instance_type": settings.bridge_type(), "min": pool.min, "desired": pool.desired,
-     "max": pool.max, **deployed.pool},
+     "max": pool.max, "health": deployed.bridge_health, **deployed.pool},
 )  # fmt: skip
 pulumi.export(OUTPUT_CAPACITY, asdict(the_plan.capacity))
 pulumi.export(OUTPUT_COST, asdict(cost))
@@ -88,3 +91,6 @@ pulumi.export(
     OUTPUT_PLAN,
     {"visitor_nodes": [n.name for n in the_plan.nodes], "warnings": list(the_plan.warnings)},
 )
+pulumi.export(OUTPUT_SSH_PRIVATE_KEY, pulumi.Output.secret(deployed.ssh_private_key))
+# what this deployment was made from: `xxl event up` names the settings behind a change
+pulumi.export(OUTPUT_SETTINGS, settings.model_dump(mode="json"))

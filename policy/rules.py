@@ -713,6 +713,15 @@ def documented_instance_sizes(
     return [f"{kind!r} is not one of {', '.join(table)}"]
 
 
+def hetzner_servers_have_keys(
+    resource_type: str, props: Mapping[str, Any], _: Sequence[str]
+) -> list[str]:
+    """A Hetzner server made without an SSH key gets a root password by e-mail."""
+    if resource_type != SERVER or props.get("sshKeys"):
+        return []
+    return ["no sshKeys: Hetzner would mail a root password for this server"]
+
+
 RULES: Final[dict[str, Rule]] = {
     "imdsv2-required": imdsv2_required,
     "no-ssh-from-anywhere": no_ssh_from_anywhere,
@@ -721,6 +730,7 @@ RULES: Final[dict[str, Rule]] = {
     "no-credentials-in-clear-user-data": no_credentials_in_clear_user_data,
     "bridge-desired-capacity-ignored": desired_capacity_ignored,
     "documented-instance-sizes": documented_instance_sizes,
+    "hetzner-servers-have-ssh-keys": hetzner_servers_have_keys,
 }
 
 STACK_RULES: Final[dict[str, StackRule]] = {

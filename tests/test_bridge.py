@@ -221,6 +221,8 @@ def test_names_are_safe_tokens(ids: list[str]) -> None:
 
 # --- stand-in servers -----------------------------------------------------------------------
 
+TRUNCATED = '{"participants": '  # an answer the stand-in cuts off mid-body
+
 
 class StandIn:
     """A loopback HTTP server whose answers come from a function of (method, path, body)."""
@@ -241,7 +243,12 @@ class StandIn:
                 status, text = answer(self.command, self.path, body, headers)
                 data = text.encode()
                 self.send_response(status)
-                self.send_header("Content-Length", str(len(data)))
+                # a cut-off answer: more announced than sent, then the connection closes
+                cut = text == TRUNCATED
+                self.send_header("Content-Length", str(len(data) + 64 if cut else len(data)))
+                if cut:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -283,6 +290,8 @@ def fake_jvb(
             if path == "/colibri/shutdown" and json.loads(body) != {"graceful-shutdown": True}:
                 return 400, "bad shutdown body"
             return 200, ""
+        if method == "GET" and path == "/about/health":
+            return 200, ""
         if method == "GET" and path == "/colibri/stats":
             i = state["stats"]
             state["stats"] += 1
@@ -296,6 +305,19 @@ def fake_jvb(
         return 404, ""
 
     return answer
+
+
+def agent_cfg(folder: Path, **values: Any) -> agent.Config:
+    """The agent's config as rendered, pointed at stand-ins; state and report in `folder`."""
+    rendered = agent_config(parse_settings({"cloud": "aws", "domain": "meet.example.org",
+                                            "tls": {"mode": "self-signed"}}))  # fmt: skip
+    rendered |= {
+        "identity_file": str(folder / "identity.conf"),
+        "ready_report": str(folder / "ready.json"),
+        "drain_state_file": str(folder / "run" / "drain-started"),
+        "poll_seconds": 30,
+    }
+    return agent.Config(**(rendered | values))
 
 
 class Clock:
@@ -320,7 +342,7 @@ def test_drain_sequence_in_order(stand_ins: list[StandIn]) -> None:
         agent.Jvb(jvb.url), lambda: beats.append(clock.now),
         max_seconds=3600, poll_seconds=30, heartbeat_seconds=60, clock=clock, sleep=clock.sleep,
     )  # fmt: skip
-    assert reason == "empty"
+    assert reason.reason == "empty"
     assert jvb.paths()[:2] == ["/colibri/drain/enable", "/colibri/shutdown"]
     assert jvb.paths()[2:] == ["/colibri/stats"] * 5
     assert beats, "no lifecycle heartbeat while draining"
@@ -335,7 +357,7 @@ def test_drain_stops_at_the_bound(stand_ins: list[StandIn]) -> None:
         agent.Jvb(jvb.url), lambda: beats.append(clock.now),
         max_seconds=600, poll_seconds=5, heartbeat_seconds=60, clock=clock, sleep=clock.sleep,
     )  # fmt: skip
-    assert reason == "bound"
+    assert reason.reason == "bound"
     assert 600 <= clock.now <= 605
     # a heartbeat every minute until the bound, well inside the hook's 5-minute timeout
     assert beats == [60.0 * i for i in range(1, 10)]
@@ -354,7 +376,7 @@ def test_drain_survives_errors_and_slowness(stand_ins: list[StandIn]) -> None:
         agent.Jvb(jvb.url, timeout=0.2), lambda: None,
         max_seconds=3600, poll_seconds=5, heartbeat_seconds=60, clock=clock, sleep=clock.sleep,
     )  # fmt: skip
-    assert reason == "empty"
+    assert reason.reason == "empty"
 
 
 def test_drain_of_a_stopped_jvb_returns_at_once() -> None:
@@ -364,7 +386,7 @@ def test_drain_of_a_stopped_jvb_returns_at_once() -> None:
     assert agent.drain(
         agent.Jvb(url), lambda: None, max_seconds=3600, poll_seconds=5, heartbeat_seconds=60,
         clock=Clock(), sleep=lambda _: None,
-    ) == "exited"  # fmt: skip
+    ).reason == "exited"  # fmt: skip
 
 
 def fake_imds(states: list[str], token: str = "tok-1") -> Callable[..., tuple[int, str]]:  # noqa: S107
@@ -459,7 +481,9 @@ def test_identities_of_two_bridges_differ() -> None:
     assert agent.identity_hocon(AWS_ID, True) != agent.identity_hocon(other, True)
 
 
-def test_run_publishes_stress_then_drains_and_completes_once(stand_ins: list[StandIn]) -> None:
+def test_run_publishes_stress_then_drains_and_completes_once(
+    stand_ins: list[StandIn], tmp_path: Path
+) -> None:
     jvb = StandIn(fake_jvb([5, 5, 5, 2, 0]))
     imds = StandIn(fake_imds(["InService", "InService", "Terminated"]))
     stand_ins += [jvb, imds]
@@ -483,12 +507,7 @@ def test_run_publishes_stress_then_drains_and_completes_once(stand_ins: list[Sta
         )
 
     clients, stubs, calls = stubbed_clients(expect)
-    cfg = agent.Config(
-        cloud="aws", jvb_url=jvb.url, metadata_url=imds.url, identity_file="unused",
-        websockets=False, graceful_shutdown_max_seconds=3600, poll_seconds=30,
-        heartbeat_seconds=60, metric_seconds=60, metric_namespace="JitsiXXL",
-        metric_name="StressLevel",
-    )  # fmt: skip
+    cfg = agent_cfg(tmp_path, jvb_url=jvb.url, metadata_url=imds.url)
     clock = Clock()
     cloud = agent.Aws(imds.url, cfg.metric_namespace, cfg.metric_name, clients)
     reason = agent.run(agent.Jvb(jvb.url), cloud, cfg, clock=clock, sleep=clock.sleep, rounds=10)
@@ -504,14 +523,13 @@ def test_run_publishes_stress_then_drains_and_completes_once(stand_ins: list[Sta
     assert jvb.paths("POST") == ["/colibri/drain/enable", "/colibri/shutdown"]
 
 
-def test_run_survives_a_failing_cloud(stand_ins: list[StandIn]) -> None:
+def test_run_survives_a_failing_cloud(stand_ins: list[StandIn], tmp_path: Path) -> None:
     jvb = StandIn(fake_jvb([3]))
     imds = StandIn(lambda *a: (500, "down"))
     stand_ins += [jvb, imds]
-    cfg = agent.Config(
-        cloud="aws", jvb_url=jvb.url, metadata_url=imds.url, identity_file="unused",
-        websockets=False, graceful_shutdown_max_seconds=60, poll_seconds=5,
-        heartbeat_seconds=60, metric_seconds=60, metric_namespace="N", metric_name="M",
+    cfg = agent_cfg(
+        tmp_path, jvb_url=jvb.url, metadata_url=imds.url, graceful_shutdown_max_seconds=60,
+        poll_seconds=5, metric_namespace="N", metric_name="M",
     )  # fmt: skip
     clock = Clock()
     cloud = agent.Aws(imds.url, "N", "M", lambda s, r: None)
@@ -519,3 +537,207 @@ def test_run_survives_a_failing_cloud(stand_ins: list[StandIn]) -> None:
         agent.run(agent.Jvb(jvb.url), cloud, cfg, clock=clock, sleep=clock.sleep, rounds=5)
         == "stopped"
     )
+
+
+# --- the agent's failure cases -------------------------------------------------------------
+
+
+def garbled_jvb(answers: list[tuple[int, str]]) -> Callable[..., tuple[int, str]]:
+    """COLIBRI REST whose stats calls answer `answers` in turn (the last one repeats)."""
+    state = {"stats": 0}
+
+    def answer(method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+        if method == "POST":
+            return 200, ""
+        if path == "/colibri/stats":
+            i = state["stats"]
+            state["stats"] += 1
+            return answers[min(i, len(answers) - 1)]
+        return 200, ""
+
+    return answer
+
+
+def test_malformed_answers_do_not_end_the_drain(stand_ins: list[StandIn]) -> None:
+    """A cut-off body, HTML, counts that are not numbers, a list: logged, and the drain goes
+    on on the same clock until the bridge is empty."""
+    jvb = StandIn(garbled_jvb([
+        (200, TRUNCATED),
+        (200, "<html>busy</html>"),
+        (200, json.dumps({"participants": "many", "octo_endpoints": 0})),
+        (200, json.dumps({"participants": {"n": 3}})),
+        (200, json.dumps([1, 2])),
+        (200, json.dumps({"participants": 4, "octo_endpoints": 1})),
+        (200, json.dumps({"participants": 1, "octo_endpoints": 1})),
+    ]))  # fmt: skip
+    stand_ins.append(jvb)
+    clock = Clock()
+    drained = agent.drain(
+        agent.Jvb(jvb.url), lambda: None,
+        max_seconds=3600, poll_seconds=5, heartbeat_seconds=60, clock=clock, sleep=clock.sleep,
+    )  # fmt: skip
+    assert drained.reason == "empty"
+    assert jvb.paths("GET").count("/colibri/stats") == 7
+    assert clock.now == 30.0  # one poll per answer: nothing started the wait again
+
+
+def test_a_restarted_agent_continues_the_drain_on_its_clock(
+    stand_ins: list[StandIn], tmp_path: Path
+) -> None:
+    """The drain's start is kept: an agent started again 50 minutes into a 60-minute drain
+    waits the 10 minutes left, not another hour."""
+    state = tmp_path / "run" / "drain-started"
+    wall = {"now": 1_000_000.0}
+    first = agent.DrainClock(state, wall=lambda: wall["now"])
+    assert first.started() == 0.0
+    wall["now"] += 3000  # the agent is restarted 50 minutes later
+    already = agent.DrainClock(state, wall=lambda: wall["now"]).started()
+    assert already == 3000.0
+    jvb = StandIn(fake_jvb([7]))  # never empties
+    stand_ins.append(jvb)
+    clock = Clock()
+    drained = agent.drain(
+        agent.Jvb(jvb.url), lambda: None, max_seconds=3600, poll_seconds=5,
+        heartbeat_seconds=60, clock=clock, sleep=clock.sleep, already=already,
+    )  # fmt: skip
+    assert drained.reason == "bound"
+    assert 600 <= clock.now <= 605
+
+
+def always_failing(calls: list[float], clock: Clock, succeed_after: int | None = None) -> Any:
+    def complete() -> None:
+        calls.append(clock.now)
+        if succeed_after is None or len(calls) <= succeed_after:
+            raise RuntimeError("Rate exceeded")
+
+    return complete
+
+
+def test_completion_is_retried_until_the_hook_times_out() -> None:
+    clock = Clock()
+    calls: list[float] = []
+    done = agent.complete_until(
+        always_failing(calls, clock), deadline=300.0, clock=clock, sleep=clock.sleep
+    )
+    assert done is False
+    assert len(calls) > agent.TRIES  # more than the old five tries
+    assert calls[-1] >= 300.0  # the last try is at or after the hook's timeout
+    assert clock.now < 300.0 + 31  # and nothing waits past it for long
+
+
+def test_completion_that_succeeds_late_is_done() -> None:
+    clock = Clock()
+    calls: list[float] = []
+    done = agent.complete_until(
+        always_failing(calls, clock, succeed_after=7), 300.0, clock=clock, sleep=clock.sleep
+    )
+    assert done is True
+    assert len(calls) == 8
+
+
+class FailingLifecycle:
+    """A cloud whose instance is being terminated and whose lifecycle API always fails."""
+
+    def __init__(self) -> None:
+        self.completes = 0
+
+    def identity(self) -> agent.Identity:
+        return AWS_ID
+
+    def termination_requested(self) -> bool:
+        return True
+
+    def heartbeat(self) -> None:
+        raise RuntimeError("throttled")
+
+    def complete(self) -> None:
+        self.completes += 1
+        raise RuntimeError("throttled")
+
+    def publish_stress(self, value: float) -> None:
+        return None
+
+    def mark_unhealthy(self, reason: str) -> None:
+        return None
+
+
+def test_run_reports_an_incomplete_lifecycle_action(
+    stand_ins: list[StandIn], tmp_path: Path
+) -> None:
+    """The agent's exit status is non-zero then (main maps `incomplete` to 1), so systemd's
+    Restart=on-failure runs it again; before, it exited 0 after five tries."""
+    jvb = StandIn(fake_jvb([0]))
+    stand_ins.append(jvb)
+    cloud = FailingLifecycle()
+    clock = Clock()
+    cfg = agent_cfg(tmp_path, jvb_url=jvb.url, metadata_url="http://127.0.0.1:9")
+    reason = agent.run(agent.Jvb(jvb.url), cloud, cfg, clock=clock, sleep=clock.sleep, rounds=3)
+    assert reason == "incomplete"
+    assert cloud.completes > agent.TRIES
+    assert clock.now >= cfg.hook_heartbeat_timeout_seconds
+
+
+def health_jvb(healthy: Callable[[], bool]) -> Callable[..., tuple[int, str]]:
+    def answer(method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+        if path == "/about/health":
+            return (200, "") if healthy() else (500, "unhealthy")
+        if path == "/colibri/stats":
+            return 200, json.dumps({"participants": 0, "stress_level": 0.1})
+        return 404, ""
+
+    return answer
+
+
+def test_a_bridge_not_serving_is_reported_unhealthy_once(
+    stand_ins: list[StandIn], tmp_path: Path
+) -> None:
+    """AWS: after the health check has failed for `unhealthy_after_seconds`, the instance is
+    set Unhealthy once (the group replaces it) and the readiness report says so."""
+    clock = Clock()
+    jvb = StandIn(health_jvb(lambda: clock.now < 100))
+    imds = StandIn(fake_imds(["InService"]))
+    stand_ins += [jvb, imds]
+    (tmp_path / "ready.json").write_text(json.dumps({"ready": True}))
+
+    def expect(asg: Stubber, cw: Stubber) -> None:
+        cw.add_response("put_metric_data", {})
+        asg.add_response("set_instance_health", {}, {
+            "InstanceId": "i-0abc123def4567890", "HealthStatus": "Unhealthy",
+            "ShouldRespectGracePeriod": True,
+        })  # fmt: skip
+        for _ in range(20):
+            cw.add_response("put_metric_data", {})
+
+    clients, _, calls = stubbed_clients(expect)
+    cfg = agent_cfg(tmp_path, jvb_url=jvb.url, metadata_url=imds.url, poll_seconds=10)
+    cloud = agent.Aws(imds.url, cfg.metric_namespace, cfg.metric_name, clients)
+    agent.run(agent.Jvb(jvb.url), cloud, cfg, clock=clock, sleep=clock.sleep, rounds=60)
+    assert calls.count("set_instance_health") == 1
+    report = json.loads((tmp_path / "ready.json").read_text())
+    assert report["ready"] is True  # the bootstrap's part stays
+    assert report["health"]["serving"] is False
+    assert "health check has failed for 180 s" in report["health"]["detail"]
+
+
+def test_hetzner_health_goes_to_the_readiness_report(
+    stand_ins: list[StandIn], tmp_path: Path
+) -> None:
+    """No service replaces a Hetzner server: the report says not serving, then serving again."""
+    clock = Clock()
+    jvb = StandIn(health_jvb(lambda: not 100 <= clock.now < 400))
+    stand_ins.append(jvb)
+    cfg = agent_cfg(tmp_path, cloud="hetzner", jvb_url=jvb.url, poll_seconds=10)
+    states: list[bool] = []
+
+    def watch(seconds: float) -> None:
+        clock.sleep(seconds)
+        if (tmp_path / "ready.json").exists():
+            serving = json.loads((tmp_path / "ready.json").read_text())["health"]["serving"]
+            if not states or states[-1] != serving:
+                states.append(serving)
+
+    agent.run(
+        agent.Jvb(jvb.url), agent.Hetzner("http://127.0.0.1:9"), cfg,
+        clock=clock, sleep=watch, rounds=60,
+    )  # fmt: skip
+    assert states == [True, False, True]

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components.model.credentials import Credentials
 from components.offline import cli
@@ -112,6 +113,25 @@ def test_plan_json_lists_the_pool_resources(capsys: pytest.CaptureFixture[str]) 
         -doc["bridges"]["desired"] // 10
     )
     assert doc["outputs"]["jicofo_visitors_config"] == "[secret]"
+
+
+def test_plan_says_how_the_pool_follows_the_window(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = Path(__file__).resolve().parent.parent / "stacks"
+    doc = yaml.safe_load((root / "Pulumi.aws-10k.yaml").read_text())
+    doc["config"]["jitsi-xxl:event"] = {"start": "2026-12-03T14:00:00Z",
+                                        "end": "2026-12-03T18:00:00Z"}  # fmt: skip
+    stack = tmp_path / "Pulumi.summit.yaml"
+    stack.write_text(yaml.safe_dump(doc))
+    assert cli.main(["plan", "--stack", str(stack), "--format", "json"]) == 0
+    plan_doc = json.loads(capsys.readouterr().out)
+    assert [(a["action"], a["at"], a["desired"]) for a in plan_doc["bridges"]["schedule"]] == [
+        ("grow", "2026-12-03T13:30:00Z", plan_doc["bridges"]["desired"]),
+        ("shrink", "2026-12-03T18:15:00Z", 0),
+    ]
+    assert cli.main(["plan", "--stack", str(stack)]) == 0
+    assert "pool schedule  grow at 2026-12-03T13:30:00Z" in capsys.readouterr().out
 
 
 def test_plan_markdown_has_a_diagram(capsys: pytest.CaptureFixture[str]) -> None:

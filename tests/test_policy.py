@@ -159,6 +159,7 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any], list[str], list[str]
     ),
     "bridge-desired-capacity-ignored": (GROUP, {}, {}, ["desiredCapacity"], []),
     "documented-instance-sizes": (SERVER, {"serverType": "ccx33"}, {"serverType": "cx22"}, [], []),
+    "hetzner-servers-have-ssh-keys": (SERVER, {"sshKeys": ["4711"]}, {"sshKeys": []}, [], []),
 }  # fmt: skip
 
 

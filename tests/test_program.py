@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 from collections import Counter
 from dataclasses import fields
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -18,6 +20,7 @@ import pulumi
 import pytest
 import yaml
 
+from components.cloud import deployment
 from components.cloud.firewall import ANYWHERE
 from components.cloud.outputs import ALL_OUTPUTS, SECRET_OUTPUTS
 from components.model.credentials import Credentials
@@ -87,11 +90,14 @@ EXPECTED_COUNTS: dict[str, dict[str, int]] = {
         "hcloud:index/placementGroup:PlacementGroup": 6,
         "hcloud:index/primaryIp:PrimaryIp": 1,
         "hcloud:index/server:Server": 52,  # the signaling server and 51 bridges
+        "hcloud:index/sshKey:SshKey": 1,  # generated: the stacks name no key
+        "jitsi-xxl:access:RootKeys": 1,
         "jitsi-xxl:bridges:HetznerBridgePool": 1,
         "jitsi-xxl:network:HetznerNetwork": 1,
         "jitsi-xxl:secrets:StackSecrets": 1,
         "jitsi-xxl:signaling:HetznerSignaling": 1,
         "random:index/randomPassword:RandomPassword": 5,
+        "tls:index/privateKey:PrivateKey": 1,
     },
     "trial": {
         "hcloud:index/firewall:Firewall": 2,
@@ -100,11 +106,14 @@ EXPECTED_COUNTS: dict[str, dict[str, int]] = {
         "hcloud:index/placementGroup:PlacementGroup": 1,
         "hcloud:index/primaryIp:PrimaryIp": 1,
         "hcloud:index/server:Server": 3,
+        "hcloud:index/sshKey:SshKey": 1,  # generated: the stacks name no key
+        "jitsi-xxl:access:RootKeys": 1,
         "jitsi-xxl:bridges:HetznerBridgePool": 1,
         "jitsi-xxl:network:HetznerNetwork": 1,
         "jitsi-xxl:secrets:StackSecrets": 1,
         "jitsi-xxl:signaling:HetznerSignaling": 1,
         "random:index/randomPassword:RandomPassword": 5,
+        "tls:index/privateKey:PrivateKey": 1,
     },
 }
 
@@ -282,7 +291,6 @@ def test_asg_size_belongs_to_scaling_after_creation() -> None:
         51,
         77,
     )
-    assert group.inputs["instanceRefresh"]["strategy"] == "Rolling"
     (hook,) = of_type(r, "aws:autoscaling/lifecycleHook:LifecycleHook")
     assert hook.inputs["lifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
     assert hook.inputs["name"] == "jitsi-xxl-drain"
@@ -293,7 +301,9 @@ def test_asg_size_belongs_to_scaling_after_creation() -> None:
     assert "ami" in instance.ignore_changes  # unpinned image: found once, then kept
 
 
-def test_event_window_schedules_and_cpu_fallback() -> None:
+def test_event_window_schedules_and_cpu_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    # days before the window (the moment decides which actions are still to come)
+    monkeypatch.setattr(deployment, "utc_now", lambda: datetime(2026, 12, 1, tzinfo=UTC))
     config = config_of("aws-10k")
     config["jitsi-xxl:event"] = '{"start": "2026-12-03T14:00:00Z", "end": "2026-12-03T18:00:00Z"}'
     config["jitsi-xxl:bridges"] = '{"scale_on": "cpu"}'
@@ -372,3 +382,35 @@ def test_unknown_invokes_fail_loudly() -> None:
     args = pulumi.runtime.MockCallArgs(token="aws:ec2/getVpc:getVpc", args={}, provider="")
     with pytest.raises(NotImplementedError, match="getVpc"):
         OfflineMocks().call(args)
+
+
+ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKpYh2cB0sCgWcRvVSF6zbDQEX0kPcTmL2o4ZLpi9sGq ops"
+
+
+@pytest.mark.parametrize("name", ["hetzner-10k", "trial"])
+def test_no_hetzner_server_is_made_without_a_key(name: str) -> None:
+    """Hetzner mails a root password for a server without one: every server gets the stack's
+    generated key (by id), whose private half is a secret output."""
+    r = run(name)
+    w = Wiring(r.resources)
+    (generated,) = of_type(r, "hcloud:index/sshKey:SshKey")
+    (private,) = of_type(r, "tls:index/privateKey:PrivateKey")
+    assert private.inputs["algorithm"] == "ED25519"
+    assert private.urn in generated.property_dependencies["publicKey"]
+    for server in of_type(r, "hcloud:index/server:Server"):
+        assert w.references(server, "sshKeys") == [generated], server.name
+    key = r.outputs["ssh_private_key"]
+    assert key.secret
+    assert key.value
+
+
+def test_given_keys_are_used_and_none_is_generated() -> None:
+    config = config_of("hetzner-10k")
+    config["jitsi-xxl:hetzner"] = json.dumps({"ssh_keys": ["ops laptop", ED25519]})
+    r = run_program(config, "hetzner-10k")
+    assert not of_type(r, "tls:index/privateKey:PrivateKey")
+    (registered,) = of_type(r, "hcloud:index/sshKey:SshKey")
+    assert registered.inputs["publicKey"] == ED25519
+    for server in of_type(r, "hcloud:index/server:Server"):
+        assert server.inputs["sshKeys"] == ["ops laptop", registered.id]
+    assert r.outputs["ssh_private_key"].value is None

@@ -98,6 +98,13 @@ BAD_VALUES: list[tuple[tuple[str, ...], Any, str]] = [
     (("dns", "ttl"), 5, "from 30 to 86400"),
     (("bridges", "scale_on"), "memory", "one of stress, cpu"),
     (("bridges", "websockets"), "yes", "true or false"),
+    (("bridges", "refresh_on_change"), "sometimes", "true or false"),
+    (("hetzner", "ssh_keys"), ["ssh-ed25519 not-base64!"], "neither an OpenSSH public key"),
+    # a blob of another key type than its line says
+    (("hetzner", "ssh_keys"), ["ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQAB"], "entry 1 is neither"),
+    (("hetzner", "ssh_keys"), ["ops", "-bad name"], "entry 2 is neither"),
+    (("hetzner", "ssh_keys"), ["ops", "ops"], "lists a key twice"),
+    (("hetzner", "ssh_keys"), [f"k{i}" for i in range(21)], "at most 20"),
 ]
 
 CROSS_RULES: list[tuple[dict[str, Any], str]] = [
@@ -253,7 +260,8 @@ def _leaf_keys() -> list[tuple[str, ...]]:
 def test_every_key_rejects_a_wrong_type(tmp_path: Path, path: tuple[str, ...]) -> None:
     """A value of the wrong type (a list for scalars, text for lists): exit 2, the key named,
     nothing written."""
-    wrong: Any = "x" if path in {("admin_cidrs",), ("aws", "subnet_ids")} else [1, 2]
+    lists = {("admin_cidrs",), ("aws", "subnet_ids"), ("hetzner", "ssh_keys")}
+    wrong: Any = "x" if path in lists else [1, 2]
     raw = _with(path, wrong)
     if path == ("tls", "mode"):
         raw["tls"].pop("email", None)

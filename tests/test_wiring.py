@@ -88,6 +88,10 @@ OWNER: Final = {
     ZONE_RRSET: "jitsi-xxl:dns:DnsRecord",
     "random:index/randomPassword:RandomPassword": "jitsi-xxl:secrets:StackSecrets",
     **dict.fromkeys(
+        ("hcloud:index/sshKey:SshKey", "tls:index/privateKey:PrivateKey"),
+        "jitsi-xxl:access:RootKeys",
+    ),
+    **dict.fromkeys(
         (
             "jitsi-xxl:network:AwsNetwork",
             "jitsi-xxl:signaling:AwsSignaling",
@@ -96,6 +100,7 @@ OWNER: Final = {
             "jitsi-xxl:signaling:HetznerSignaling",
             "jitsi-xxl:bridges:HetznerBridgePool",
             "jitsi-xxl:secrets:StackSecrets",
+            "jitsi-xxl:access:RootKeys",
         ),
         STACK,
     ),

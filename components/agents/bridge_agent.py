@@ -2,28 +2,35 @@
 boto3 on AWS only).
 
     bridge_agent.py --config /etc/jitsi/xxl/agent.json identity   # at boot, before the JVB
-    bridge_agent.py --config /etc/jitsi/xxl/agent.json run        # AWS: metric + lifecycle
+    bridge_agent.py --config /etc/jitsi/xxl/agent.json run        # health; AWS: metric, lifecycle
     bridge_agent.py --config /etc/jitsi/xxl/agent.json drain      # on stop: empty the JVB
 
 identity: every bridge boots from the same user data, so what must be unique (MUC nickname,
 relay-id, colibri-ws server-id, the public address for ICE) is read from the cloud's instance
 metadata and written to an include of jvb.conf.
 
-run (AWS): every minute, publishes the JVB's stress_level to CloudWatch with the Auto Scaling
-group as dimension (the signal the group scales on); watches the instance's target lifecycle
-state, and on termination drains the bridge, sending lifecycle heartbeats, then completes the
-lifecycle action with CONTINUE.
+run: watches the JVB's health check; once it has failed for a few minutes the bridge is
+reported not serving (AWS: the instance is set Unhealthy, so the group replaces it; both
+clouds: the `health` entry of the readiness report). On AWS it also publishes the JVB's
+stress_level to CloudWatch every minute with the Auto Scaling group as dimension (the signal
+the group scales on), watches the instance's target lifecycle state, and on termination
+drains the bridge, sending lifecycle heartbeats, then completes the lifecycle action with
+CONTINUE, retrying until the hook's heartbeat timeout and exiting non-zero (so systemd runs it
+again) if it never succeeds.
 
 drain: enable drain mode, ask for graceful shutdown, and wait until no endpoints are left
 (participants minus relays) or the bound passes. Systemd runs it when the VM shuts down, which
 is how a Hetzner server deleted with "shutdown before deletion" empties first.
 
-Nothing here may take the bridge down: every failure is logged on one line and retried.
+Nothing here may take the bridge down: every failure is logged on one line and retried. A
+drain that is interrupted (the agent restarted) continues on the clock it started with: its
+start is kept in a state file until the machine reboots.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import ipaddress
 import json
 import re
@@ -33,11 +40,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 
 HTTP_TIMEOUT: Final = 5.0
-# How often a failed one-off call (drain, shutdown, complete) is tried before moving on.
+# How often a failed one-off call (drain mode, graceful shutdown) is tried before moving on.
 TRIES: Final = 5
 LIFECYCLE_HOOK: Final = "jitsi-xxl-drain"
 
@@ -81,8 +89,11 @@ class Jvb:
             if isinstance(exc.reason, ConnectionRefusedError):
                 raise JvbGoneError(f"{method} {path}: connection refused") from None
             raise JvbError(f"{method} {path}: {exc.reason}") from None
-        except (TimeoutError, ConnectionError) as exc:
-            raise JvbError(f"{method} {path}: {exc}") from None
+        except ConnectionRefusedError:
+            raise JvbGoneError(f"{method} {path}: connection refused") from None
+        # a reset, a cut-off or garbled answer, a body that is not text: all "try again"
+        except (OSError, http.client.HTTPException, UnicodeDecodeError) as exc:
+            raise JvbError(f"{method} {path}: {type(exc).__name__} {exc}") from None
         try:
             return json.loads(text)
         except json.JSONDecodeError:
@@ -94,6 +105,14 @@ class Jvb:
             raise JvbError("GET /colibri/stats: not a JSON object")
         return stats
 
+    def healthy(self) -> bool:
+        """Whether the JVB's own health check passes (any error counts as failing)."""
+        try:
+            self._call("GET", "/about/health")
+        except JvbError:
+            return False
+        return True
+
     def enable_drain(self) -> None:
         self._call("POST", "/colibri/drain/enable")
 
@@ -102,8 +121,13 @@ class Jvb:
 
 
 def endpoints_left(stats: dict[str, Any]) -> int:
-    """Endpoints that would be dropped: participants minus relays (octo) to other bridges."""
-    return max(0, int(stats.get("participants", 0)) - int(stats.get("octo_endpoints", 0)))
+    """Endpoints that would be dropped: participants minus relays (octo) to other bridges.
+    Raises JvbError if the answer does not hold whole numbers there."""
+    counts = [stats.get("participants", 0), stats.get("octo_endpoints", 0)]
+    whole = [v for v in counts if isinstance(v, int) and not isinstance(v, bool)]
+    if len(whole) != len(counts):
+        raise JvbError(f"stats without usable counts: {counts!r}")
+    return max(0, whole[0] - whole[1])
 
 
 # --- what differs between clouds -------------------------------------------------------------
@@ -143,6 +167,8 @@ class Cloud(Protocol):
     def complete(self) -> None: ...
 
     def publish_stress(self, value: float) -> None: ...
+
+    def mark_unhealthy(self, reason: str) -> None: ...
 
 
 def _http(
@@ -225,6 +251,16 @@ class Aws:
         else:
             client.complete_lifecycle_action(**params, LifecycleActionResult="CONTINUE")
 
+    def mark_unhealthy(self, reason: str) -> None:
+        # the group then replaces the instance (after its grace period), through the same
+        # lifecycle hook: the drain still runs
+        client = self._clients("autoscaling", self._require("placement/region"))
+        client.set_instance_health(
+            InstanceId=self._require("instance-id"),
+            HealthStatus="Unhealthy",
+            ShouldRespectGracePeriod=True,
+        )
+
     def heartbeat(self) -> None:
         self._lifecycle("heartbeat")
 
@@ -287,6 +323,10 @@ class Hetzner:
     def publish_stress(self, value: float) -> None:
         return None
 
+    def mark_unhealthy(self, reason: str) -> None:
+        # no service replaces a server here: the readiness report says it (see `run`)
+        return None
+
 
 def hetzner_private_ip(text: str) -> str:
     """The first `ip:` of the private-networks document (YAML list of mappings)."""
@@ -334,6 +374,12 @@ class Config:
     metric_seconds: float
     metric_namespace: str
     metric_name: str
+    # the lifecycle hook's heartbeat timeout: how long a completion may be retried
+    hook_heartbeat_timeout_seconds: float
+    # a health check failing this long means the bridge is not serving
+    unhealthy_after_seconds: float
+    ready_report: str
+    drain_state_file: str
 
     @classmethod
     def load(cls, path: Path) -> Config:
@@ -354,6 +400,40 @@ def _try(what: str, action: Callable[[], None], sleep: Callable[[float], None]) 
     return False
 
 
+class DrainClock:
+    """When this drain started, in wall-clock seconds, kept in a file so that a restarted
+    agent continues the same drain instead of starting the bound again. The file lives under
+    /run: a reboot is a new life for the bridge."""
+
+    def __init__(self, path: Path | None, wall: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.wall = wall
+
+    def started(self) -> float:
+        """Seconds already spent draining (0 for a new drain, which is then recorded)."""
+        now = self.wall()
+        if self.path is None:
+            return 0.0
+        try:
+            began = float(self.path.read_text().strip())
+        except (OSError, ValueError):
+            began = now
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.path.write_text(f"{began}\n")
+            except OSError as exc:
+                log(f"cannot keep the drain's start ({exc}); a restart would begin again")
+        return max(0.0, now - began)
+
+
+@dataclass(frozen=True)
+class Drained:
+    """How a drain ended, and when the lifecycle action was last kept alive."""
+
+    reason: str  # empty, exited or bound
+    last_heartbeat: float  # on the drain's clock
+
+
 def drain(
     jvb: Jvb,
     heartbeat: Callable[[], None],
@@ -363,10 +443,14 @@ def drain(
     heartbeat_seconds: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-) -> str:
-    """Empty the bridge; returns why it stopped waiting: empty, exited or bound."""
-    start = clock()
-    log(f"draining: new endpoints go elsewhere; waiting at most {max_seconds:.0f} s")
+    already: float = 0.0,
+) -> Drained:
+    """Empty the bridge, `already` seconds into the drain; says why it stopped waiting."""
+    start = clock() - already
+    log(
+        f"draining: new endpoints go elsewhere; waiting at most {max_seconds:.0f} s"
+        + (f", {already:.0f} s of it spent before a restart" if already else "")
+    )
     try:
         if _try("enabling drain", jvb.enable_drain, sleep):
             log("drain mode on")
@@ -374,7 +458,7 @@ def drain(
             log("graceful shutdown requested")
     except JvbGoneError:
         log("the videobridge is not running: nothing to drain")
-        return "exited"
+        return Drained("exited", clock())
     last_heartbeat = clock()
     reported: tuple[int, float] | None = None  # (count, when): log changes, or once a minute
     while True:
@@ -383,27 +467,114 @@ def drain(
             left = endpoints_left(jvb.stats())
         except JvbGoneError:
             log(f"the videobridge has exited after {elapsed:.0f} s")
-            return "exited"
-        except (JvbError, ValueError, TypeError) as exc:
+            return Drained("exited", last_heartbeat)
+        except Exception as exc:
+            # whatever the answer was, the drain goes on on the same clock
             log(f"reading stats failed ({exc}); still waiting")
         else:
             if left == 0:
                 log(f"no endpoints left after {elapsed:.0f} s")
-                return "empty"
+                return Drained("empty", last_heartbeat)
             if reported is None or reported[0] != left or elapsed - reported[1] >= 60:  # noqa: PLR2004
                 log(f"{left} endpoints left after {elapsed:.0f} s")
                 reported = (left, elapsed)
         if elapsed >= max_seconds:
             log(f"gave up waiting after {elapsed:.0f} s (bound {max_seconds:.0f} s)")
-            return "bound"
+            return Drained("bound", last_heartbeat)
         if clock() - last_heartbeat >= heartbeat_seconds:
             try:
                 heartbeat()
                 log("lifecycle heartbeat sent")
+                last_heartbeat = clock()
             except Exception as exc:
                 log(f"lifecycle heartbeat failed: {exc}")
-            last_heartbeat = clock()
         sleep(poll_seconds)
+
+
+def complete_until(
+    complete: Callable[[], None],
+    deadline: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """Complete the lifecycle action, retrying with backoff until `deadline` (the hook's
+    heartbeat timeout, after which the group goes on by itself)."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            complete()
+        except Exception as exc:
+            left = deadline - clock()
+            log(f"completing the lifecycle action failed (attempt {attempt}): {exc}")
+            if left <= 0:
+                return False
+            sleep(min(2.0 ** min(attempt, 5), 30.0, max(left, 0.1)))
+        else:
+            return True
+
+
+class Health:
+    """The JVB's health over time: not serving once its check has failed for a while.
+    A change is written into the readiness report (`health`), and reported to the cloud once."""
+
+    def __init__(self, cfg: Config, cloud: Cloud, clock: Callable[[], float]) -> None:
+        self.cfg = cfg
+        self.cloud = cloud
+        self.clock = clock
+        self.failing_since: float | None = None
+        self.serving: bool | None = None
+        self.reported = False
+
+    def observe(self, healthy: bool) -> None:
+        now = self.clock()
+        if healthy:
+            self.failing_since = None
+            if self.serving is not True:
+                self._record(True, "the videobridge's health check passes")
+            return
+        if self.failing_since is None:
+            self.failing_since = now
+            log("the videobridge's health check fails")
+        failing = now - self.failing_since
+        if failing < self.cfg.unhealthy_after_seconds or self.serving is False:
+            return
+        detail = f"the videobridge's health check has failed for {failing:.0f} s"
+        self._record(False, detail)
+        if not self.reported:
+            try:
+                self.cloud.mark_unhealthy(detail)
+                self.reported = True
+                log(f"reported this bridge unhealthy: {detail}")
+            except Exception as exc:
+                self.serving = None  # try again at the next check
+                log(f"reporting this bridge unhealthy failed: {exc}")
+
+    def _record(self, serving: bool, detail: str) -> None:
+        self.serving = serving
+        write_health(Path(self.cfg.ready_report), serving, detail)
+
+
+def write_health(report: Path, serving: bool, detail: str) -> None:
+    """Set the readiness report's `health` entry (the rest as the bootstrap wrote it)."""
+    try:
+        doc = json.loads(report.read_text())
+        if not isinstance(doc, dict):
+            doc = {}
+    except (OSError, ValueError):
+        doc = {}
+    doc["health"] = {
+        "serving": serving,
+        "detail": detail,
+        "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    try:
+        tmp = report.with_name(report.name + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+        tmp.replace(report)
+    except OSError as exc:
+        log(f"cannot write {report}: {exc}")
 
 
 def run(
@@ -414,9 +585,12 @@ def run(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     rounds: int | None = None,
+    drain_clock: DrainClock | None = None,
 ) -> str:
-    """Publish stress every metric interval; on termination, drain and complete once."""
+    """Watch health and publish stress; on termination, drain and complete once. Returns
+    why it stopped; `incomplete` means the lifecycle action could not be completed."""
     next_metric = clock()
+    health = Health(cfg, cloud, clock)
     done = 0
     while rounds is None or done < rounds:
         done += 1
@@ -427,7 +601,8 @@ def run(
             terminating = False
         if terminating:
             log("the Auto Scaling group is terminating this instance")
-            reason = drain(
+            already = (drain_clock or DrainClock(Path(cfg.drain_state_file))).started()
+            drained = drain(
                 jvb,
                 cloud.heartbeat,
                 max_seconds=cfg.graceful_shutdown_max_seconds,
@@ -435,10 +610,15 @@ def run(
                 heartbeat_seconds=cfg.heartbeat_seconds,
                 clock=clock,
                 sleep=sleep,
+                already=already,
             )
-            if _try("completing the lifecycle action", cloud.complete, sleep):
-                log(f"lifecycle action completed with CONTINUE ({reason})")
-            return reason
+            deadline = drained.last_heartbeat + cfg.hook_heartbeat_timeout_seconds
+            if complete_until(cloud.complete, deadline, clock=clock, sleep=sleep):
+                log(f"lifecycle action completed with CONTINUE ({drained.reason})")
+                return drained.reason
+            log("the lifecycle action could not be completed before the hook's timeout")
+            return "incomplete"
+        health.observe(jvb.healthy())
         if clock() >= next_metric:
             next_metric = clock() + cfg.metric_seconds
             try:
@@ -481,17 +661,19 @@ def main(argv: list[str] | None = None) -> int:
         log(f"identity {identity.name}, private {identity.private_ip}, region {identity.region}")
         return 0
     if args.command == "drain":
-        # on shutdown there is no lifecycle action to keep alive
+        # on shutdown there is no lifecycle action to keep alive; a drain the agent began
+        # on termination goes on on its clock
         drain(
             jvb,
             lambda: None,
             max_seconds=cfg.graceful_shutdown_max_seconds,
             poll_seconds=cfg.poll_seconds,
             heartbeat_seconds=cfg.heartbeat_seconds,
+            already=DrainClock(Path(cfg.drain_state_file)).started(),
         )
         return 0
-    run(jvb, cloud, cfg)
-    return 0
+    # non-zero makes systemd start the agent again, which completes the action then
+    return 1 if run(jvb, cloud, cfg) == "incomplete" else 0
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pulumi
 
@@ -24,6 +25,12 @@ class Deployment:
     signaling_user_data: pulumi.Output[str]  # cloud-config text, secret
     bridge_user_data: pulumi.Output[str]  # cloud-config text, secret
     dns: DnsRecordArgs | None
+    now: datetime  # when the program runs: which scheduled sizes are still to come
+
+
+def utc_now() -> datetime:
+    """The program's clock (one place, so the tests can set it)."""
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,3 +40,7 @@ class Deployed:
     public_ip: pulumi.Output[str]
     private_ip: pulumi.Output[str]
     pool: dict[str, object]
+    # how an operator finds a bridge that is not serving
+    bridge_health: str
+    # the private half of a key generated for root's logins (Hetzner without `ssh_keys`)
+    ssh_private_key: pulumi.Output[str | None]

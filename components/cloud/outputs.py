@@ -13,8 +13,14 @@ OUTPUT_COST: Final = "estimated_cost_per_hour"
 OUTPUT_PLAN: Final = "plan"
 # The HS256 key of the hosts' tokens; `xxl token` reads it from here.
 OUTPUT_JWT_APP_SECRET: Final = "jwt_app_secret"  # noqa: S105 - a name, not a value
+# root's private key when the stack generated one (Hetzner without `hetzner.ssh_keys`), else null
+OUTPUT_SSH_PRIVATE_KEY: Final = "ssh_private_key"
+# the settings of the last deployment, nothing secret among them
+OUTPUT_SETTINGS: Final = "settings"
 
-SECRET_OUTPUTS: Final = frozenset({OUTPUT_JICOFO_VISITORS_CONFIG, OUTPUT_JWT_APP_SECRET})
+SECRET_OUTPUTS: Final = frozenset(
+    {OUTPUT_JICOFO_VISITORS_CONFIG, OUTPUT_JWT_APP_SECRET, OUTPUT_SSH_PRIVATE_KEY}
+)
 ALL_OUTPUTS: Final = (
     OUTPUT_URL,
     OUTPUT_SIGNALING_PUBLIC_IP,
@@ -26,4 +32,6 @@ ALL_OUTPUTS: Final = (
     OUTPUT_COST,
     OUTPUT_PLAN,
     OUTPUT_JWT_APP_SECRET,
+    OUTPUT_SSH_PRIVATE_KEY,
+    OUTPUT_SETTINGS,
 )

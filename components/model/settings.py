@@ -8,6 +8,7 @@ silently replaced by a default.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import re
@@ -64,6 +65,27 @@ MAX_PER_NODE: Final = 10_000
 MAX_AUDIENCE: Final = MAX_VISITOR_NODES * MAX_PER_NODE
 # Largest bridge pool (bridges.min and bridges.max).
 MAX_BRIDGES: Final = 1000
+# Key types Hetzner accepts for a server's root login.
+SSH_KEY_TYPES: Final = (
+    "ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
+)  # fmt: skip
+MAX_SSH_KEYS: Final = 20
+_SSH_KEY_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,63}")
+
+
+def is_public_key(text: str) -> bool:
+    """An OpenSSH public key line: a known type, its base64 blob (which names the same type),
+    an optional comment."""
+    parts = text.split(maxsplit=2)
+    if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:  # noqa: PLR2004 - type and blob
+        return False
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except ValueError:
+        return False
+    size = int.from_bytes(blob[:4], "big")
+    return blob[4 : 4 + size] == parts[0].encode()
 
 
 # The widest network an address rule may name, by IP version (admin_cidrs here, every
@@ -210,8 +232,14 @@ class BridgeSettings(_Strict):
     scale_on: ScaleOn = Field(
         default=ScaleOn.stress, description="AWS target tracking signal: stress or cpu"
     )
+    # Off, a changed bridge template is used by the bridges started later and none is rolled:
+    # a roll during an event drains every bridge in turn (up to the drain bound each).
+    refresh_on_change: bool = Field(
+        default=False,
+        description="AWS: roll running bridges onto a changed template (each drains first)",
+    )
 
-    @field_validator("websockets", mode="before")
+    @field_validator("websockets", "refresh_on_change", mode="before")
     @classmethod
     def _flag(cls, value: object) -> object:
         # Pulumi passes scalars as text; accept exactly true/false, nothing looser
@@ -266,6 +294,9 @@ class EventSettings(_Strict):
             raise ValueError("event.end must be after event.start")
         return self
 
+    def window(self) -> tuple[datetime, datetime]:
+        return (self.start, self.end)
+
 
 class AwsSettings(_Strict):
     """`jitsi-xxl:aws`: AWS-only choices."""
@@ -293,6 +324,30 @@ class HetznerSettings(_Strict):
     location: str = Field(default="fsn1", description="location of every server")
     network_zone: str = Field(default="eu-central", description="network zone of the location")
     image: str = Field(default="debian-13", description="server image")
+    # Without a key Hetzner mails a root password for every server; with none given the stack
+    # generates one (a secret output).
+    ssh_keys: tuple[str, ...] = Field(
+        default=(),
+        max_length=MAX_SSH_KEYS,
+        description="root's SSH keys: names of the project's keys, or OpenSSH public keys",
+    )
+
+    @field_validator("ssh_keys")
+    @classmethod
+    def _keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for i, key in enumerate(value):
+            # a line that starts like a key is a key, never a name
+            looks_like_key = key.split(" ", 1)[0] in SSH_KEY_TYPES
+            named = not looks_like_key and _SSH_KEY_NAME_RE.fullmatch(key)
+            if not (is_public_key(key) or named):
+                raise ValueError(
+                    f"entry {i + 1} is neither an OpenSSH public key ({', '.join(SSH_KEY_TYPES)}"
+                    " followed by base64) nor a key name (1 to 64 letters, digits, . _ - "
+                    "and spaces)"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("lists a key twice")
+        return value
 
 
 class TlsSettings(_Strict):

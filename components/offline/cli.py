@@ -26,6 +26,7 @@ from typing import Any, Final
 from components.model.credentials import Credentials, TlsMaterial
 from components.model.planner import Plan, plan
 from components.model.project import Cloud
+from components.model.schedule import scheduled_sizes
 from components.model.settings import (
     ConfigError,
     StackFile,
@@ -45,6 +46,8 @@ from components.rendering.userdata import (
 )
 
 EXIT_CONFIG: Final = 2
+# A deployment refused because it would cut a running event's viewers off.
+EXIT_REFUSED: Final = 3
 # Written into every folder `xxl render` fills: only such a folder is rendered into again.
 RENDER_MARKER: Final = ".xxl-render"
 # The subfolders a render replaces inside its folder.
@@ -84,6 +87,7 @@ def plan_document(
 ) -> dict[str, Any]:
     """The plan as plain data (plan.json); holds no secrets."""
     cloud = stack.settings.cloud
+    event = stack.settings.event
     return {
         "stack": stack.name,
         "cloud": cloud.value,
@@ -115,6 +119,18 @@ def plan_document(
             "min": the_plan.bridges.min,
             "desired": the_plan.bridges.desired,
             "max": the_plan.bridges.max,
+            # AWS: the pool follows the event window (none without one)
+            "schedule": [
+                {
+                    "action": a.name,
+                    "at": a.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "min": a.size.min,
+                    "desired": a.size.desired,
+                    "max": a.size.max,
+                }
+                for a in scheduled_sizes(the_plan.bridges, event.window() if event else None)
+                if cloud is Cloud.aws
+            ],
         },
         "capacity": {
             "viewers": the_plan.capacity.viewers,
@@ -152,6 +168,18 @@ def plan_text(doc: dict[str, Any]) -> str:
         f"opens every node after {v['max_visitors_per_node']:,} each",
         f"  bridges        {b['needed']} needed at {b['participants_per_bridge']} per bridge; "
         f"pool min {b['min']} / desired {b['desired']} / max {b['max']}",
+        *(
+            [
+                "  pool schedule  "
+                + "; ".join(
+                    f"{a['action']} at {a['at']} to min {a['min']} / desired {a['desired']}"
+                    for a in b["schedule"]
+                )
+                + " (created at the size the window wants; past actions are not sent)"
+            ]
+            if b["schedule"]
+            else []
+        ),
         f"  capacity       {c['viewers']:,} viewers; {c['binding']} bind first "
         f"(nodes {c['by_visitor_nodes']:,}, bridges {c['by_bridges']:,})",
         f"  network        {n['cidr']}; subnets {', '.join(n['subnets'])}; "
@@ -380,7 +408,21 @@ def cmd_event(args: argparse.Namespace) -> int:
                 print(f"error: {line}", file=sys.stderr)
             return EXIT_CONFIG if problems else 0
         if args.action == "up":
-            outputs = events.up(args.name)
+            try:
+                outputs = events.up(args.name, allow_disruption=args.allow_disruption)
+            except events.DisruptionRefusedError as exc:
+                print(
+                    f"error: event {args.name} is running; this deployment would cut viewers off:",
+                    file=sys.stderr,
+                )
+                for line in exc.lines:
+                    print(f"  {line}", file=sys.stderr)
+                print(
+                    "nothing was changed; `--allow-disruption` deploys anyway (see README, "
+                    '"Changing a running event")',
+                    file=sys.stderr,
+                )
+                return EXIT_REFUSED
             cost = outputs.get("estimated_cost_per_hour", {})
             print(f"url: {outputs.get('url')}")
             print(f"capacity: {outputs.get('capacity')}")
@@ -414,10 +456,16 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--end", help="ISO 8601 with a zone")
     create.add_argument("--email", help="ACME e-mail: Let's Encrypt instead of self-signed")
     create.add_argument("--region", help="AWS region (default eu-central-1)")
-    for action in ("up", "down"):
-        ev_sub.add_parser(
-            action, help=f"{action} the event's stack (needs the Pulumi CLI)"
-        ).add_argument("name")
+    ev_up = ev_sub.add_parser("up", help="preview, then deploy the event's stack (Pulumi CLI)")
+    ev_up.add_argument("name")
+    ev_up.add_argument(
+        "--allow-disruption",
+        action="store_true",
+        help="deploy even if, during the event, it replaces the signaling VM or rolls bridges",
+    )
+    ev_sub.add_parser("down", help="destroy the event's stack (needs the Pulumi CLI)").add_argument(
+        "name"
+    )
     ev_sub.add_parser("list", help="every event stack, its window and whether it is over")
     tk = sub.add_parser("token", help="print a host's link (a signed token) for a jwt stack")
     tk.add_argument("--stack", type=Path, required=True, help="stacks/Pulumi.<name>.yaml")

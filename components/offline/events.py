@@ -4,7 +4,8 @@
 only when valid), and creates the stack where the Pulumi CLI is installed; `list` reads the
 files and says where each event is in its window. `up` and `down` drive the Pulumi
 Automation API, which needs the CLI: without it they stop with a message saying how to get
-it.
+it. `up` previews first and, inside the event's window, refuses what would cut viewers off
+(components/offline/disruption.py) unless `--allow-disruption` is given.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, Final
 
 import yaml
 
+from components.cloud.outputs import OUTPUT_SETTINGS
 from components.model.project import PROJECT, Cloud
 from components.model.settings import (
     ConfigError,
@@ -30,6 +32,13 @@ from components.model.settings import (
     UsageError,
     load_stack_file,
     parse_settings,
+)
+from components.offline.disruption import (
+    Step,
+    disruption,
+    guarded,
+    refusals,
+    setting_changes,
 )
 
 STACKS_DIR: Final = Path(__file__).resolve().parents[2] / "stacks"
@@ -225,12 +234,97 @@ def init_stack(event: str) -> None:
     _stack(event, create_missing=True)
 
 
-def up(event: str, on_output: Callable[[str], None] = print) -> Mapping[str, Any]:
-    """Deploy the event; progress streams to `on_output`; returns the stack outputs."""
+class DisruptionRefusedError(RuntimeError):
+    """The deployment would cut a running event's viewers off; `lines` say how and why."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def step_of(event: Any) -> Step | None:
+    """A preview's resource step (an Automation API engine event), or None."""
+    pre = getattr(event, "resource_pre_event", None)
+    if pre is None:
+        return None
+    m = pre.metadata
+    op = getattr(m.op, "value", m.op)
+    new = getattr(m, "new", None)
+    return Step(
+        op=str(op),
+        urn=m.urn,
+        type=m.type,
+        diffs=tuple(m.diffs or ()),
+        replace_keys=tuple(m.keys or ()),
+        new_inputs=dict(new.inputs) if new is not None and new.inputs else None,
+    )
+
+
+def previous_settings(stack: Any) -> dict[str, Any] | None:
+    """The settings output of the stack's last deployment, if it has one."""
+    try:
+        outputs = stack.outputs()
+    except Exception:
+        return None
+    found = outputs.get(OUTPUT_SETTINGS)
+    value = getattr(found, "value", None)
+    return dict(value) if isinstance(value, Mapping) else None
+
+
+def check_disruption(
+    stack: Any,
+    settings: Settings | None,
+    *,
+    now: datetime,
+    allow: bool,
+    on_output: Callable[[str], None],
+) -> None:
+    """Preview; inside the window refuse what would cut viewers off (unless `allow`)."""
+    steps: list[Step] = []
+
+    def collect(event: Any) -> None:
+        if (step := step_of(event)) is not None:
+            steps.append(step)
+
+    stack.preview(on_event=collect)
+    found = [d for s in steps if (d := disruption(s)) is not None]
+    if not found:
+        return
+    previous = previous_settings(stack)
+    old = None
+    if previous is not None:
+        with contextlib.suppress(ConfigError, ValueError):
+            old = parse_settings(previous)
+    changes = setting_changes(previous, settings) if previous and settings else []
+    lines = refusals(found, changes)
+    if guarded([settings, old], now) and not allow:
+        raise DisruptionRefusedError(lines)
+    for line in lines:
+        on_output(f"note: {line}")
+
+
+def up(
+    event: str,
+    on_output: Callable[[str], None] = print,
+    *,
+    allow_disruption: bool = False,
+    now: datetime | None = None,
+    stack: Any = None,
+) -> Mapping[str, Any]:
+    """Preview, refuse disruption inside the window, then deploy; progress streams to
+    `on_output`; returns the stack outputs."""
     path = stack_path(check_name(event))
-    if path.exists():
-        load_stack_file(path)  # bad settings stop here, before the CLI is even needed
-    result = _stack(event, create_missing=True).up(on_output=on_output)
+    # bad settings stop here, before the CLI is even needed
+    settings = load_stack_file(path).settings if path.exists() else None
+    target = stack if stack is not None else _stack(event, create_missing=True)
+    check_disruption(
+        target,
+        settings,
+        now=now or datetime.now(UTC),
+        allow=allow_disruption,
+        on_output=on_output,
+    )
+    result = target.up(on_output=on_output)
     return {key: value.value for key, value in result.outputs.items()}
 
 

@@ -132,6 +132,12 @@ def _computed(  # noqa: PLR0911 - one answer per resource type
             return {"ipAddress": f"198.51.100.{host}"}
         case "random:index/randomPassword:RandomPassword":
             return {"result": f"offline-{name}"}
+        case "tls:index/privateKey:PrivateKey":
+            # the shape of an ed25519 key, nothing that logs in anywhere
+            return {
+                "publicKeyOpenssh": f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{number:043d} {name}",
+                "privateKeyOpenssh": f"offline-private-key-{name}",
+            }
     return {}
 
 

@@ -14,7 +14,7 @@ from typing import Any, Final
 from components.model.credentials import BRIDGE_SECRETS, Credentials
 from components.model.planner import Plan
 from components.model.ports import JVB_MEDIA_PORT, JVB_PRIVATE_PORT, JVB_WEBSOCKET_PORT
-from components.model.project import METADATA_ADDRESS, Cloud
+from components.model.project import METADATA_ADDRESS
 from components.model.settings import Settings
 from components.rendering.engine import FileSpec, RenderedFile, render, render_specs
 from components.rendering.secrets_delivery import (
@@ -24,7 +24,7 @@ from components.rendering.secrets_delivery import (
     delivery,
 )
 from components.rendering.signaling_files import names
-from components.rendering.userdata import VmBundle, vm_bundle
+from components.rendering.userdata import READY_REPORT, VmBundle, vm_bundle
 
 AGENT_SOURCE: Final = Path(__file__).resolve().parents[1] / "agents" / "bridge_agent.py"
 AGENT_PATH: Final = "/usr/local/lib/jitsi-xxl/bridge_agent.py"
@@ -35,11 +35,18 @@ METADATA_URL: Final = f"http://{METADATA_ADDRESS}"
 # The CloudWatch metric the pool scales on (the Auto Scaling group is its dimension).
 STRESS_NAMESPACE: Final = "JitsiXXL"
 STRESS_METRIC: Final = "StressLevel"
-# Agent cadence: JVB stats every poll, a lifecycle heartbeat every minute (the hook's
-# heartbeat timeout is five), a metric point every minute.
+# Agent cadence: JVB stats and health every poll, a lifecycle heartbeat every minute (the
+# hook's heartbeat timeout is five), a metric point every minute.
 POLL_SECONDS: Final = 5
 HEARTBEAT_SECONDS: Final = 60
 METRIC_SECONDS: Final = 60
+# The lifecycle hook's heartbeat timeout: the agent retries completing the action this long.
+HOOK_HEARTBEAT_SECONDS: Final = 300
+# A videobridge whose health check fails this long is not serving: a restart by systemd has
+# had its chance, a blip has passed.
+UNHEALTHY_AFTER_SECONDS: Final = 180
+# Where a drain's start is kept (tmpfs: a reboot forgets it).
+DRAIN_STATE_FILE: Final = "/run/jitsi-xxl/drain-started"
 # Stop timeout of the drain unit beyond the drain bound: time to log and exit.
 DRAIN_STOP_MARGIN_SECONDS: Final = 120
 
@@ -57,6 +64,9 @@ _SPECS: Final = (
         "jvb/etc/systemd/system/jitsi-xxl-drain.service.j2", f"{_UNITS}/jitsi-xxl-drain.service"
     ),
     FileSpec(
+        "jvb/etc/systemd/system/jitsi-xxl-agent.service.j2", f"{_UNITS}/jitsi-xxl-agent.service"
+    ),
+    FileSpec(
         "jvb/etc/systemd/system/jitsi-videobridge2.service.d/jitsi-xxl.conf.j2",
         f"{_UNITS}/jitsi-videobridge2.service.d/jitsi-xxl.conf",
     ),
@@ -66,11 +76,6 @@ _SPECS: Final = (
     ),
     FileSpec(
         "common/etc/apt/preferences.d/jitsi-xxl.pref.j2", "/etc/apt/preferences.d/jitsi-xxl.pref"
-    ),
-)
-_AWS_SPECS: Final = (
-    FileSpec(
-        "jvb/etc/systemd/system/jitsi-xxl-agent.service.j2", f"{_UNITS}/jitsi-xxl-agent.service"
     ),
 )
 _BOOTSTRAP_TEMPLATE: Final = "jvb/usr/local/sbin/jitsi-xxl-bootstrap.j2"
@@ -90,13 +95,16 @@ def agent_config(settings: Settings) -> dict[str, Any]:
         "metric_seconds": METRIC_SECONDS,
         "metric_namespace": STRESS_NAMESPACE,
         "metric_name": STRESS_METRIC,
+        "hook_heartbeat_timeout_seconds": HOOK_HEARTBEAT_SECONDS,
+        "unhealthy_after_seconds": UNHEALTHY_AFTER_SECONDS,
+        "ready_report": READY_REPORT,
+        "drain_state_file": DRAIN_STATE_FILE,
     }
 
 
-def agent_units(cloud: Cloud) -> list[str]:
-    """Units the bootstrap starts after the videobridge: drain everywhere, the agent on AWS."""
-    drain = ["jitsi-xxl-drain.service"]
-    return [*drain, "jitsi-xxl-agent.service"] if cloud is Cloud.aws else drain
+# Units the bootstrap starts after the videobridge, on both clouds: the drain on stop, and
+# the agent (health everywhere; stress and lifecycle on AWS).
+AGENT_UNITS: Final = ("jitsi-xxl-drain.service", "jitsi-xxl-agent.service")
 
 
 def context(settings: Settings, plan: Plan) -> dict[str, Any]:
@@ -117,7 +125,7 @@ def context(settings: Settings, plan: Plan) -> dict[str, Any]:
         "creds": Credentials.placeholders(),
         "agent_config": agent_config(settings),
         "agent_command": AGENT_COMMAND,
-        "agent_units": agent_units(settings.cloud),
+        "agent_units": list(AGENT_UNITS),
         "identity_file": IDENTITY_FILE,
         "checks": [
             {"name": "jvb-health", "target": f"http://127.0.0.1:{JVB_PRIVATE_PORT}/about/health"},
@@ -136,7 +144,7 @@ def bridge_bundle(
 ) -> VmBundle:
     """Render a bridge VM; raises UserDataTooLargeError if the user data is over a cap."""
     ctx = context(settings, plan)
-    specs = _SPECS + (_AWS_SPECS if settings.cloud is Cloud.aws else ())
+    specs = _SPECS
     how = secrets(settings, stack)
     rootfs = (
         *render_specs(specs, ctx, settings.domain),

@@ -96,8 +96,8 @@ def ec2_assume_role() -> str:
 
 
 def bridge_agent_policy(group_arn: str, namespace: str) -> str:
-    """What a bridge's agent may do: publish its stress metric, and keep alive and complete
-    lifecycle actions of its own group. Nothing wider."""
+    """What a bridge's agent may do: publish its stress metric, keep alive and complete
+    lifecycle actions of its own group, and mark an instance of it unhealthy. Nothing wider."""
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -116,6 +116,12 @@ def bridge_agent_policy(group_arn: str, namespace: str) -> str:
                         "autoscaling:RecordLifecycleActionHeartbeat",
                         "autoscaling:CompleteLifecycleAction",
                     ],
+                    "Resource": group_arn,
+                },
+                {
+                    "Sid": "ReportHealth",
+                    "Effect": "Allow",
+                    "Action": "autoscaling:SetInstanceHealth",
                     "Resource": group_arn,
                 },
             ],

@@ -2,18 +2,22 @@
 
 Creates an IAM role and instance profile (SSM, plus the agent's narrow policy), a launch
 template (IMDSv2 required with instance tags readable, encrypted root volume, the bridge
-user data as a secret), an Auto Scaling group across the subnets (sizes from the planner,
-`desired_capacity` left to the scaling policy after creation, rolling instance refresh on
-template change), the termination lifecycle hook the drain agent completes, a target
-tracking policy on the bridges' stress (or CPU), and optional scheduled actions around the
-event window.
+user data as a secret), an Auto Scaling group across the subnets, the termination lifecycle
+hook the drain agent completes, a target tracking policy on the bridges' stress (or CPU),
+and, with an event window, the scheduled sizes still to come (components/model/schedule.py).
+
+Sizes: every `pulumi up` sets the floor and ceiling the event wants at that moment (what the
+schedule has set by then: an up after the end-of-event shrink keeps the pool empty, one
+during the event applies a changed `bridges.min`); `desired_capacity` is the scaling
+policy's once the group exists. A changed template is used by bridges started later; the
+running ones are rolled onto it only when `refresh_on_change` asks (each drains first).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pulumi
 import pulumi_aws as aws
@@ -21,6 +25,7 @@ import pulumi_aws as aws
 from components.agents.bridge_agent import LIFECYCLE_HOOK
 from components.cloud.aws.iam import VmSecrets, bridge_agent_policy, ssm_instance_role
 from components.cloud.images import aws_debian_ami
+from components.model.schedule import PoolSize, PoolTimeline
 from components.model.settings import ScaleOn
 
 ROOT_VOLUME_GIB = 20
@@ -31,17 +36,8 @@ STRESS_TARGET = 0.3
 CPU_TARGET = 50.0
 # A bridge needs a few minutes to boot, install and join the brewery before it carries load.
 WARMUP_SECONDS = 300
-# Scheduled actions: grow before the doors open, empty the pool after the end.
-GROW_BEFORE = timedelta(minutes=30)
-SHRINK_AFTER = timedelta(minutes=15)
-
-
-@dataclass(frozen=True, kw_only=True)
-class EventWindow:
-    """The event's start and end (UTC)."""
-
-    start: datetime
-    end: datetime
+# A rolling refresh (only when asked) keeps nine in ten bridges serving while it drains one.
+REFRESH_MIN_HEALTHY_PERCENT = 90
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,16 +48,14 @@ class AwsBridgePoolArgs:
     subnet_ids: Sequence[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
     user_data_base64: pulumi.Input[str]
-    min_size: int
-    desired: int
-    max_size: int
+    sizes: PoolTimeline
+    refresh_on_change: bool
     scale_on: ScaleOn
     metric_namespace: str
     metric_name: str
     tags: dict[str, str]
     secrets: VmSecrets  # the bridges' login, fetched at boot; the user data holds none
     ami: str | None = None
-    event: EventWindow | None = None
 
 
 def _iso(moment: datetime) -> str:
@@ -117,34 +111,39 @@ class AwsBridgePool(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=[] if pinned else ["image_id"]),
         )
+        initial: PoolSize = args.sizes.initial
         group = aws.autoscaling.Group(
             f"{name}-asg",
             aws.autoscaling.GroupArgs(
-                min_size=args.min_size,
-                max_size=args.max_size,
-                desired_capacity=args.desired,
+                min_size=initial.min,
+                max_size=initial.max,
+                desired_capacity=initial.desired,
                 vpc_zone_identifiers=list(args.subnet_ids),
                 launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
                     id=template.id, version=template.latest_version.apply(str)
                 ),
+                # EC2 status, plus what the agent reports: a videobridge failing its health
+                # check, or a failed bootstrap (which stops the instance)
                 health_check_type="EC2",
                 health_check_grace_period=WARMUP_SECONDS,
                 default_instance_warmup=WARMUP_SECONDS,
                 instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
                     strategy="Rolling",
                     preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
-                        min_healthy_percentage=90
+                        min_healthy_percentage=REFRESH_MIN_HEALTHY_PERCENT
                     ),
-                ),
+                )
+                if args.refresh_on_change
+                else None,
                 tags=[
                     aws.autoscaling.GroupTagArgs(key=k, value=v, propagate_at_launch=True)
                     for k, v in args.tags.items()
                 ],
             ),
-            # the scaling policy and the schedules own the size once the group exists; no
-            # bridge boots before its secrets exist
+            # no bridge boots before its secrets exist
             opts=pulumi.ResourceOptions(
                 parent=self,
+                # the scaling policy's wish (and the schedule's, at its times)
                 ignore_changes=["desired_capacity"],
                 depends_on=list(vm_role.parameters),
             ),
@@ -170,8 +169,19 @@ class AwsBridgePool(pulumi.ComponentResource):
             opts=child,
         )
         self._scaling_policy(name, args, group, child)
-        if args.event is not None:
-            self._schedules(name, args.event, args, group, child)
+        for scheduled in args.sizes.scheduled:
+            aws.autoscaling.Schedule(
+                f"{name}-{scheduled.name}",
+                aws.autoscaling.ScheduleArgs(
+                    scheduled_action_name=f"{name}-{scheduled.name}",
+                    autoscaling_group_name=group.name,
+                    start_time=_iso(scheduled.at),
+                    min_size=scheduled.size.min,
+                    max_size=scheduled.size.max,
+                    desired_capacity=scheduled.size.desired,
+                ),
+                opts=child,
+            )
         self.group_name = group.name
         self.launch_template_id = template.id
         self.register_outputs({"group_name": group.name, "launch_template_id": template.id})
@@ -214,28 +224,3 @@ class AwsBridgePool(pulumi.ComponentResource):
             ),
             opts=child,
         )
-
-    def _schedules(
-        self,
-        name: str,
-        event: EventWindow,
-        args: AwsBridgePoolArgs,
-        group: aws.autoscaling.Group,
-        child: pulumi.ResourceOptions,
-    ) -> None:
-        for suffix, moment, low, desired in (
-            ("grow", event.start - GROW_BEFORE, args.min_size, args.desired),
-            ("shrink", event.end + SHRINK_AFTER, 0, 0),
-        ):
-            aws.autoscaling.Schedule(
-                f"{name}-{suffix}",
-                aws.autoscaling.ScheduleArgs(
-                    scheduled_action_name=f"{name}-{suffix}",
-                    autoscaling_group_name=group.name,
-                    start_time=_iso(moment),
-                    min_size=low,
-                    max_size=args.max_size,
-                    desired_capacity=desired,
-                ),
-                opts=child,
-            )

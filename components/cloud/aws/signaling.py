@@ -70,7 +70,8 @@ class AwsSignaling(pulumi.ComponentResource):
                 vpc_security_group_ids=[args.security_group_id],
                 iam_instance_profile=profile.name,
                 user_data_base64=args.user_data_base64,
-                # the user data is the VM's whole configuration: a change means a new VM
+                # the user data is the VM's whole configuration and cloud-init reads it once:
+                # a change means a new VM (refused during an event: offline/disruption.py)
                 user_data_replace_on_change=True,
                 metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
                     http_endpoint="enabled",
@@ -86,6 +87,8 @@ class AwsSignaling(pulumi.ComponentResource):
                 parent=self,
                 depends_on=boot_after,
                 ignore_changes=[] if pinned else ["ami"],
+                # a new VM cannot take the fixed private address while the old one holds it
+                delete_before_replace=True,
             ),
         )
         aws.ec2.EipAssociation(

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pulumi
 
 from components.cloud.aws.iam import VmSecrets
-from components.cloud.aws.jvb_pool import AwsBridgePool, AwsBridgePoolArgs, EventWindow
+from components.cloud.aws.jvb_pool import AwsBridgePool, AwsBridgePoolArgs
 from components.cloud.aws.network import AwsNetwork, AwsNetworkArgs
 from components.cloud.aws.signaling import AwsSignaling, AwsSignalingArgs
 from components.cloud.deployment import Deployed, Deployment
 from components.cloud.firewall import bridge_rules, signaling_rules
 from components.model import naming
 from components.model.credentials import BRIDGE_SECRETS, SIGNALING_SECRETS, env_name
+from components.model.schedule import timeline
 from components.rendering import bridge_files, signaling_files
 from components.rendering.bridge_files import STRESS_METRIC, STRESS_NAMESPACE
 from components.rendering.userdata import aws_user_data_base64
@@ -62,20 +63,26 @@ def deploy_aws(d: Deployment) -> Deployed:
             subnet_ids=network.subnet_ids,
             security_group_id=network.bridge_group_id,
             user_data_base64=d.bridge_user_data.apply(aws_user_data_base64),
-            min_size=pool.min,
-            desired=pool.desired,
-            max_size=pool.max,
+            sizes=timeline(pool, s.event.window() if s.event else None, d.now),
+            refresh_on_change=s.bridges.refresh_on_change,
             scale_on=s.bridges.scale_on,
             metric_namespace=STRESS_NAMESPACE,
             metric_name=STRESS_METRIC,
             tags=naming.tags(d.stack, "jvb"),
             secrets=vm_secrets(d, bridge_files.secrets(s, d.stack).path, BRIDGE_SECRETS),
             ami=s.aws.ami,
-            event=EventWindow(start=s.event.start, end=s.event.end) if s.event else None,
         ),
     )
     return Deployed(
         public_ip=signaling.public_ip,
         private_ip=signaling.private_ip,
         pool={"autoscaling_group": bridges.group_name},
+        bridge_health=(
+            "the Auto Scaling group replaces a bridge whose videobridge fails its health check "
+            "for a few minutes (the agent reports it) or whose bootstrap failed (it powers "
+            "off); its activity history says which: aws autoscaling "
+            "describe-scaling-activities --auto-scaling-group-name <bridge_pool.autoscaling_group>"
+        ),
+        # Session Manager, not SSH keys
+        ssh_private_key=pulumi.Output.from_input(None),
     )

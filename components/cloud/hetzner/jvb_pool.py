@@ -8,6 +8,7 @@ their labels, and are shut down before deletion, which runs their drain.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -28,6 +29,7 @@ class HetznerBridgePoolArgs:
     subnet: pulumi.Resource
     user_data: pulumi.Input[str]
     labels: dict[str, str]
+    ssh_keys: Sequence[pulumi.Input[str]]  # root's keys: no password is mailed
 
 
 class HetznerBridgePool(pulumi.ComponentResource):
@@ -58,6 +60,7 @@ class HetznerBridgePool(pulumi.ComponentResource):
                     location=args.location,
                     user_data=args.user_data,
                     labels=args.labels,
+                    ssh_keys=list(args.ssh_keys),
                     placement_group_id=groups[g].id.apply(int),
                     networks=[hcloud.ServerNetworkArgs(network_id=args.network_id)],
                     public_nets=[hcloud.ServerPublicNetArgs(ipv4_enabled=True, ipv6_enabled=True)],

@@ -8,6 +8,7 @@ address on the private network, the rendered user data.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import pulumi
@@ -29,6 +30,7 @@ class HetznerSignalingArgs:
     firewall_id: pulumi.Input[int]
     user_data: pulumi.Input[str]
     labels: dict[str, str]
+    ssh_keys: Sequence[pulumi.Input[str]]  # root's keys: no password is mailed
     dns: DnsRecordArgs | None = None  # its `address` is filled with the primary IP
 
 
@@ -67,6 +69,7 @@ class HetznerSignaling(pulumi.ComponentResource):
                 location=args.location,
                 user_data=args.user_data,
                 labels=args.labels,
+                ssh_keys=list(args.ssh_keys),
                 firewall_ids=[args.firewall_id],
                 networks=[hcloud.ServerNetworkArgs(network_id=args.network_id, ip=args.private_ip)],
                 public_nets=[
@@ -76,7 +79,11 @@ class HetznerSignaling(pulumi.ComponentResource):
                 ],
                 shutdown_before_deletion=True,
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=boot_after),
+            # the fixed private address and the primary IP belong to one server at a time;
+            # a replacement (refused during an event: offline/disruption.py) frees them first
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=boot_after, delete_before_replace=True
+            ),
         )
         self.public_ip = address.ip_address
         self.private_ip = pulumi.Output.from_input(args.private_ip)

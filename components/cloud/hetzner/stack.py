@@ -7,8 +7,10 @@ from components.cloud.firewall import bridge_rules, signaling_rules
 from components.cloud.hetzner.jvb_pool import HetznerBridgePool, HetznerBridgePoolArgs
 from components.cloud.hetzner.network import HetznerNetwork, HetznerNetworkArgs
 from components.cloud.hetzner.signaling import HetznerSignaling, HetznerSignalingArgs
+from components.cloud.hetzner.ssh_keys import RootKeys, RootKeysArgs
 from components.model import naming
 from components.model.planner import placement_groups
+from components.rendering.userdata import READY_REPORT
 
 
 def deploy_hetzner(d: Deployment) -> Deployed:
@@ -25,6 +27,10 @@ def deploy_hetzner(d: Deployment) -> Deployed:
             labels=naming.labels(d.stack, "network"),
         ),
     )
+    keys = RootKeys(
+        f"{d.prefix}-root-keys",
+        RootKeysArgs(keys=hz.ssh_keys, labels=naming.labels(d.stack, "access")),
+    )
     signaling = HetznerSignaling(
         f"{d.prefix}-signaling",
         HetznerSignalingArgs(
@@ -37,6 +43,7 @@ def deploy_hetzner(d: Deployment) -> Deployed:
             firewall_id=network.signaling_firewall_id,
             user_data=d.signaling_user_data,
             labels=naming.labels(d.stack, "signaling"),
+            ssh_keys=keys.names,
             dns=d.dns,
         ),
     )
@@ -51,6 +58,7 @@ def deploy_hetzner(d: Deployment) -> Deployed:
             subnet=network.subnet,
             user_data=d.bridge_user_data,
             labels=naming.labels(d.stack, "jvb"),
+            ssh_keys=keys.names,
         ),
     )
     return Deployed(
@@ -60,4 +68,11 @@ def deploy_hetzner(d: Deployment) -> Deployed:
             "servers": pool.desired,
             "placement_groups": len(set(placement_groups(pool.desired))),
         },
+        bridge_health=(
+            "each bridge's agent writes its videobridge's health into "
+            f"{READY_REPORT} (`health`); list the bridges with `hcloud server list -l "
+            f"{naming.label_selector(d.stack, 'jvb')}` and read it with `ssh root@<address> "
+            f"cat {READY_REPORT}`"
+        ),
+        ssh_private_key=keys.private_key,
     )
