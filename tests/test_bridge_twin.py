@@ -127,9 +127,10 @@ def test_identity_is_unique_and_from_the_metadata(
 ) -> None:
     """The identity step wrote each bridge's own instance id (nickname, relay-id) from what the
     metadata service answered that bridge, and read its private address there."""
-    nicknames = []
+    includes = {b.index: b.path(IDENTITY_FILE).read_text() for b in (first, second)}
+    assert len(set(includes.values())) == len(includes), includes
     for b in (first, second):
-        include = b.path(IDENTITY_FILE).read_text()
+        include = includes[b.index]
         nickname = f"jvb-{b.instance.instance_id}"
         assert f'muc_nickname = "{nickname}"' in include, include
         assert f'relay-id = "{nickname}"' in include, include
@@ -138,8 +139,6 @@ def test_identity_is_unique_and_from_the_metadata(
         asked = {path for source, _m, path in side.stub.metadata_requests if source == b.private_ip}
         assert "/hetzner/v1/metadata/instance-id" in asked, asked
         assert b.ready_report()["ready"], b.ready_report()
-        nicknames.append(nickname)
-    assert len(set(nicknames)) == len(nicknames), nicknames
 
 
 def test_bridges_join_the_brewery_on_the_private_network(
@@ -200,7 +199,7 @@ def test_aws_lifecycle_drains_and_completes(
     Terminated at the metadata service makes the agent drain and complete with CONTINUE."""
     stub, me = side.stub, aws_bridge.private_ip
     ssm = _one(stub.calls_of("GetParametersByPath", me), "SSM")
-    assert ssm.access_key == stub.access_key, "SSM was not called with the instance role's keys"
+    assert ssm.signed_with(stub.access_key), "SSM was not called with the instance role's keys"
     assert aws_bridge.ready_report()["ready"], aws_bridge.ready_report()
 
     aws_bridge.set_load(participants=2, stress_level=0.42, leave_seconds=1, exit_delay_seconds=8)
@@ -231,6 +230,6 @@ def test_aws_lifecycle_drains_and_completes(
     assert complete.params["LifecycleActionResult"] == "CONTINUE"
     assert complete.params["InstanceId"] == aws_bridge.instance.instance_id
     assert complete.params["AutoScalingGroupName"] == aws_bridge.instance.group
-    assert complete.access_key == stub.access_key
+    assert complete.signed_with(stub.access_key), "not signed with the instance role's keys"
     log = unit_log(aws_bridge, "jitsi-xxl-agent")
     assert "lifecycle action completed with CONTINUE (empty)" in log, log

@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -93,7 +93,7 @@ class Bridge(Vm):
 
     index: int
     settings: Settings
-    bundle: VmBundle
+    bundle: VmBundle = field(repr=False)  # the user data may carry secrets (Hetzner)
     instance: Instance
     side: CloudSide
 

@@ -71,7 +71,11 @@ class Call:
     source: str
     action: str
     params: dict[str, Any]
-    access_key: str
+    access_key: str = field(repr=False)
+
+    def signed_with(self, key: str) -> bool:
+        """Whether the call was signed with `key` (compared, never printed)."""
+        return secrets.compare_digest(self.access_key, key)
 
 
 @dataclass
@@ -79,13 +83,16 @@ class CloudStub:
     """The recorded state of both servers; thread-safe (each request runs in a thread)."""
 
     instances: dict[str, Instance] = field(default_factory=dict)
-    parameters: dict[str, str] = field(default_factory=dict)  # SSM name -> value
+    # secrets stay out of reprs (a failing test prints its fixtures)
+    parameters: dict[str, str] = field(default_factory=dict, repr=False)  # SSM name -> value
     calls: list[Call] = field(default_factory=list)
     metadata_requests: list[tuple[str, str, str]] = field(default_factory=list)
-    access_key: str = field(default_factory=lambda: "ASIA" + secrets.token_hex(8).upper())
-    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(30))
-    session_token: str = field(default_factory=lambda: secrets.token_urlsafe(60))
-    _tokens: dict[str, str] = field(default_factory=dict)  # IMDSv2 token -> source
+    access_key: str = field(
+        default_factory=lambda: "ASIA" + secrets.token_hex(8).upper(), repr=False
+    )
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(30), repr=False)
+    session_token: str = field(default_factory=lambda: secrets.token_urlsafe(60), repr=False)
+    _tokens: dict[str, str] = field(default_factory=dict, repr=False)  # IMDSv2 token -> source
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def set_lifecycle_state(self, private_ip: str, state: str) -> None:

@@ -190,8 +190,9 @@ class Twin(Vm):
 
     settings: Settings
     plan: Plan
-    creds: Credentials
-    bundle: SignalingBundle
+    # secrets stay out of reprs (a failing test prints its fixtures)
+    creds: Credentials = field(repr=False)
+    bundle: SignalingBundle = field(repr=False)
     internet: Path  # the network namespace of a host on the Internet (INTERNET_HOST_IP)
     lan: container.Lan  # the private network, where the bridges join
     ports: dict[str, int] = field(default_factory=dict)
