@@ -36,9 +36,9 @@ from pyhocon import ConfigFactory
 from components.agents import bridge_agent as agent
 from components.model.credentials import Credentials
 from components.model.planner import bridge_server_id, colibri_ws_route, plan
-from components.model.settings import StackFile, parse_settings
+from components.model.settings import StackFile, load_stack_file, parse_settings
 from components.rendering.bridge_files import IDENTITY_FILE, agent_config, bridge_bundle
-from tests.conftest import require_tool
+from tests.conftest import ROOT, example_stacks, require_tool
 from tests.hocon_oracle import known_keys, leaf_paths
 
 # reference.conf leaves `apis.xmpp-client.configs.<id>` to MucClientConfiguration; these are
@@ -741,3 +741,15 @@ def test_hetzner_health_goes_to_the_readiness_report(
         clock=clock, sleep=watch, rounds=60,
     )  # fmt: skip
     assert states == [True, False, True]
+
+
+@pytest.mark.parametrize("stack", example_stacks(ROOT / "stacks"), ids=lambda p: p.stem)
+def test_videobridge_files_belong_to_the_packages_group(stack: Path) -> None:
+    """The real jitsi-videobridge2 runs as jvb in group jitsi and deletes any `jvb` group:
+    a file or chgrp naming `jvb` stops the bootstrap (the bridge twin found it)."""
+    files = bridge(load_stack_file(stack))
+    assert files.file("/etc/jitsi/videobridge/jvb.conf").group == "jitsi"
+    bootstrap = next(f for f in files.files if f.path.endswith("jitsi-xxl-bootstrap")).content
+    assert 'chgrp jitsi "${IDENTITY_FILE}"' in bootstrap
+    assert "chgrp jvb" not in bootstrap
+    assert all(f.group != "jvb" for f in files.files)

@@ -17,6 +17,7 @@ from components.model.ports import JVB_MEDIA_PORT, JVB_PRIVATE_PORT, JVB_WEBSOCK
 from components.model.project import METADATA_ADDRESS
 from components.model.settings import Settings
 from components.rendering.engine import FileSpec, RenderedFile, render, render_specs
+from components.rendering.package_sources import BRIDGE_UPSTREAM, PackageSources
 from components.rendering.secrets_delivery import (
     OFFLINE_STACK,
     SecretsDelivery,
@@ -53,7 +54,11 @@ DRAIN_STOP_MARGIN_SECONDS: Final = 120
 _UNITS: Final = "/etc/systemd/system"
 _SPECS: Final = (
     FileSpec(
-        "jvb/etc/jitsi/videobridge/jvb.conf.j2", "/etc/jitsi/videobridge/jvb.conf", 0o640, "jvb"
+        # the real package's group (its user is jvb, in group jitsi)
+        "jvb/etc/jitsi/videobridge/jvb.conf.j2",
+        "/etc/jitsi/videobridge/jvb.conf",
+        0o640,
+        "jitsi",
     ),
     FileSpec("jvb/etc/jitsi/xxl/agent.json.j2", AGENT_CONFIG),
     FileSpec(
@@ -107,8 +112,11 @@ def agent_config(settings: Settings) -> dict[str, Any]:
 AGENT_UNITS: Final = ("jitsi-xxl-drain.service", "jitsi-xxl-agent.service")
 
 
-def context(settings: Settings, plan: Plan) -> dict[str, Any]:
-    """All values the bridge templates place."""
+def context(
+    settings: Settings, plan: Plan, packages: PackageSources = BRIDGE_UPSTREAM
+) -> dict[str, Any]:
+    """All values the bridge templates place; `packages` is a render option (the twin's
+    archive instead of Jitsi's repository), as for the signaling VM."""
     return {
         **names(settings.domain),
         "cloud": settings.cloud.value,
@@ -120,7 +128,8 @@ def context(settings: Settings, plan: Plan) -> dict[str, Any]:
         "drain_stop_timeout": settings.bridges.graceful_shutdown_max_minutes * 60
         + DRAIN_STOP_MARGIN_SECONDS,
         "release": settings.release,
-        "prosody_pin": settings.release.prosody,
+        "apt_sources": list(packages.sources),
+        "prosody_pin": packages.prosody_pin or settings.release.prosody,
         # templates only ever see placeholders; values arrive at boot (secrets_delivery)
         "creds": Credentials.placeholders(),
         "agent_config": agent_config(settings),
@@ -140,10 +149,15 @@ def secrets(settings: Settings, stack: str) -> SecretsDelivery:
 
 
 def bridge_bundle(
-    settings: Settings, plan: Plan, creds: Credentials, *, stack: str = OFFLINE_STACK
+    settings: Settings,
+    plan: Plan,
+    creds: Credentials,
+    *,
+    stack: str = OFFLINE_STACK,
+    packages: PackageSources = BRIDGE_UPSTREAM,
 ) -> VmBundle:
     """Render a bridge VM; raises UserDataTooLargeError if the user data is over a cap."""
-    ctx = context(settings, plan)
+    ctx = context(settings, plan, packages)
     specs = _SPECS
     how = secrets(settings, stack)
     rootfs = (

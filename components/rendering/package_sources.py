@@ -52,6 +52,8 @@ PROSODY: Final = AptSource(
     dearmor=False,
 )
 UPSTREAM: Final = PackageSources(sources=(JITSI, PROSODY))
+# A bridge needs only the videobridge, which only Jitsi's repository has.
+BRIDGE_UPSTREAM: Final = PackageSources(sources=(JITSI,))
 
 
 def image_archive_only(prosody_pin: str) -> PackageSources:

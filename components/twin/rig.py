@@ -111,25 +111,25 @@ def archive_version(archive: Path, package: str) -> str:
     raise TwinError(f"{package} is not in the twin's archive {archive}")
 
 
+# What a bridge's bootstrap installs from Debian beyond the image (boto3 on AWS, for the agent
+# and the SSM fetch); the bridges boot from the signaling twin's archive.
+BRIDGE_DEBIAN_PACKAGES: Final = ("python3-boto3",)
+
+
 def debian_packages(stand_ins: tuple[StandIn, ...]) -> tuple[str, ...]:
     own = {p.name for p in stand_ins}
-    return tuple(p for p in SIGNALING_PACKAGES if p not in own)
+    wanted = dict.fromkeys((*SIGNALING_PACKAGES, *BRIDGE_DEBIAN_PACKAGES))
+    return tuple(p for p in wanted if p not in own)
 
 
-@dataclass
-class Twin:
-    """A booted twin: the rendered bundle, the container, and its ports on the host."""
+@dataclass(kw_only=True)
+class Vm:
+    """A VM's container: its root, its network namespace, and systemd booted in it."""
 
-    settings: Settings
-    plan: Plan
-    creds: Credentials
-    bundle: SignalingBundle
     root: Path
     netns: Path
     console: Path
     archive: Path
-    internet: Path  # the network namespace of a host on the Internet (INTERNET_HOST_IP)
-    ports: dict[str, int] = field(default_factory=dict)
     box: container.Container | None = None
     _boot: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
@@ -138,22 +138,12 @@ class Twin:
         self, *argv: str, timeout: float = 60, check: bool = False
     ) -> subprocess.CompletedProcess[str]:
         if self.box is None:
-            raise TwinError("the twin is not running")
+            raise TwinError("the container is not running")
         return self.box.run(argv, timeout=timeout, check=check)
 
     def path(self, absolute: str) -> Path:
         """A file of the container, read from the host."""
         return self.root / absolute.lstrip("/")
-
-    def internet_sites(self, count: int) -> tuple[str, ...]:
-        """`count` addresses of the Internet host, each standing for one site behind a NAT."""
-        if not 1 <= count <= MAX_SITES:
-            raise TwinError(f"sites: {count} is not between 1 and {MAX_SITES}")
-        prefix = INTERNET_HOST_IP.rsplit(".", 1)[0]
-        sites = tuple(f"{prefix}.{FIRST_SITE + i}" for i in range(count))
-        for address in sites:
-            container.add_address(self.internet, address, PUBLIC_PREFIX)
-        return sites
 
     def ready_report(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.path(READY_REPORT).read_text())
@@ -163,7 +153,7 @@ class Twin:
     def boot(self, timeout: float = BOOT_TIMEOUT, wait_for: str = READY_REPORT) -> None:
         """Boot the root (again) and wait until `wait_for` exists, or the boot failed."""
         if self.box is not None:
-            raise TwinError("the twin is already running")
+            raise TwinError("the container is already running")
         name = self.netns.name
         binds = [(self.archive, image.ARCHIVE_MOUNT)]
         self.box = self._boot.enter_context(
@@ -192,6 +182,30 @@ class Twin:
         log = self.path("/var/log/cloud-init-output.log")
         text = log.read_text(errors="replace") if log.exists() else "(no cloud-init output yet)"
         return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass(kw_only=True)
+class Twin(Vm):
+    """A booted signaling twin: the rendered bundle, the container, and its ports on the host."""
+
+    settings: Settings
+    plan: Plan
+    # secrets stay out of reprs (a failing test prints its fixtures)
+    creds: Credentials = field(repr=False)
+    bundle: SignalingBundle = field(repr=False)
+    internet: Path  # the network namespace of a host on the Internet (INTERNET_HOST_IP)
+    lan: container.Lan  # the private network, where the bridges join
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def internet_sites(self, count: int) -> tuple[str, ...]:
+        """`count` addresses of the Internet host, each standing for one site behind a NAT."""
+        if not 1 <= count <= MAX_SITES:
+            raise TwinError(f"sites: {count} is not between 1 and {MAX_SITES}")
+        prefix = INTERNET_HOST_IP.rsplit(".", 1)[0]
+        sites = tuple(f"{prefix}.{FIRST_SITE + i}" for i in range(count))
+        for address in sites:
+            container.add_address(self.internet, address, PUBLIC_PREFIX)
+        return sites
 
 
 def prepare_images(settings: Settings, jitsi: JitsiSource) -> tuple[Path, Path]:
@@ -231,9 +245,9 @@ def running(
             scratch = Path(tempfile.mkdtemp(prefix="twin-", dir=runs))
             stack.callback(shutil.rmtree, scratch, True)
             if keep is not None:
-                stack.callback(_keep_logs, scratch, keep)
+                stack.callback(keep_logs, scratch, keep)
             root = stack.enter_context(image.overlay(base, scratch))
-            _seed(root, user_data_bytes(bundle.user_data, settings.cloud), scratch.name)
+            seed(root, user_data_bytes(bundle.user_data, settings.cloud), scratch.name, "signaling")
             name = container.run_id()
             net = stack.enter_context(container.lan(name))
             prefix = int(settings.network.cidr.split("/")[1])
@@ -246,6 +260,7 @@ def running(
             twin = Twin(
                 settings=settings, plan=the_plan, creds=creds, bundle=bundle, root=root,
                 netns=netns, console=scratch / "console.log", archive=archive, internet=internet,
+                lan=net,
             )  # fmt: skip
             stack.callback(twin.shutdown)
             https = stack.enter_context(
@@ -261,17 +276,17 @@ def running(
         raise TwinError(str(exc)) from None
 
 
-def _seed(root: Path, user_data: bytes, instance: str) -> None:
+def seed(root: Path, user_data: bytes, instance: str, hostname: str) -> None:
     """cloud-init's NoCloud seed: the exact user data, and the instance's meta-data."""
     seed = root / "var/lib/cloud/seed/nocloud"
     seed.mkdir(parents=True, exist_ok=True)
     (seed / "user-data").write_bytes(user_data)
-    (seed / "meta-data").write_text(f"instance-id: {instance}\nlocal-hostname: signaling\n")
+    (seed / "meta-data").write_text(f"instance-id: {instance}\nlocal-hostname: {hostname}\n")
     for p in seed.iterdir():
         p.chmod(0o600)
 
 
-def _keep_logs(scratch: Path, keep: Path) -> None:
+def keep_logs(scratch: Path, keep: Path) -> None:
     keep.mkdir(parents=True, exist_ok=True)
     upper = scratch / "upper"
     for rel in ("var/log", "var/lib/jitsi-xxl/ready.json"):

@@ -11,7 +11,11 @@ stand-in under its real name and the pinned version (so the VM's apt pins hold a
   and group are the real package's (`jicofo` in group `jitsi`);
 - `jitsi-meet-web`: a placeholder page where the web app's files would be;
 - `jitsi-meet-web-config`: writes `/etc/jitsi/meet/<domain>-config.js` from debconf, as the
-  real package's postinst does, so the bootstrap has the file it appends its overrides to.
+  real package's postinst does, so the bootstrap has the file it appends its overrides to;
+- `jitsi-videobridge2` (the bridge VM): `standins/jvb.py`, which logs in to the brewery and
+  answers the videobridge's private REST API; it reuses the jicofo stand-in's XMPP code, so
+  both files ship as one Python package. The real package's user (`jvb`, group `jitsi`) and
+  unit name (`jitsi-videobridge2.service`).
 """
 
 from __future__ import annotations
@@ -120,6 +124,38 @@ RestartSec=2
 WantedBy=multi-user.target
 """
 
+# Where the videobridge stand-in's Python package goes (its modules import each other).
+JVB_SHARE: Final = "/usr/share/jitsi-videobridge"
+JVB_PACKAGE: Final = "twin_standin"
+
+_JVB_POSTINST: Final = """#!/bin/sh
+# The real package's user: jvb, in group jitsi, home /usr/share/jitsi-videobridge; its config
+# folder jvb:jitsi 0750 and its log folder /var/log/jitsi.
+# No `jvb` group, as in the real package (its postinst deletes one): the rendered files the
+# videobridge reads belong to group `jitsi`.
+set -e
+if [ "$1" = configure ]; then
+    getent group jitsi >/dev/null || groupadd --system jitsi
+    getent passwd jvb >/dev/null || \\
+        useradd --system -g jitsi --shell /bin/bash -d /usr/share/jitsi-videobridge jvb
+    install -d -o jvb -g jitsi -m 0750 /etc/jitsi/videobridge
+    install -d -o jvb -g jitsi -m 0770 /var/log/jitsi
+fi
+"""
+
+_JVB_UNIT: Final = f"""[Unit]
+Description=Jitsi Videobridge (twin stand-in: XMPP brewery and REST API, see jvb.py)
+After=network.target
+
+[Service]
+User=jvb
+Environment=PYTHONPATH={JVB_SHARE}
+ExecStart=/usr/bin/python3 -m {JVB_PACKAGE}.jvb /etc/jitsi/videobridge/jvb.conf
+
+[Install]
+WantedBy=multi-user.target
+"""
+
 _WEB_CONFIG_POSTINST: Final = """#!/bin/sh
 # As the real package: the site's config.js, named after the debconf host name.
 set -e
@@ -145,6 +181,10 @@ _PLACEHOLDER_PAGE: Final = b"""<!doctype html>
 def standins(release: ReleaseSettings, plugins: Path, control: str) -> tuple[StandIn, ...]:
     """The stand-ins for one release: same names and versions as the pinned real packages."""
     jicofo_code = (STANDINS_DIR / "jicofo.py").read_bytes()
+    jvb_package = {
+        f"{JVB_SHARE}/{JVB_PACKAGE}/{name}": (STANDINS_DIR / name).read_bytes()
+        for name in ("__init__.py", "jicofo.py", "jvb.py")
+    }
     return (
         StandIn(
             name="jitsi-meet-prosody",
@@ -178,6 +218,18 @@ def standins(release: ReleaseSettings, plugins: Path, control: str) -> tuple[Sta
             pre_depends=("nginx",),
             depends=("openssl", "curl"),
             postinst=_WEB_CONFIG_POSTINST,
+        ),
+        StandIn(
+            name="jitsi-videobridge2",
+            version=release.jitsi_videobridge,
+            stands_for="Joins the brewery and answers the videobridge's REST API (no media).",
+            # the real package reads its config with ruby-hocon too; no Java
+            depends=("ruby-hocon", "python3", "python3-slixmpp"),
+            files={
+                **jvb_package,
+                "/usr/lib/systemd/system/jitsi-videobridge2.service": _JVB_UNIT.encode(),
+            },
+            postinst=_JVB_POSTINST,
         ),
     )
 

@@ -53,8 +53,9 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, Literal
 
 import slixmpp
@@ -229,10 +230,30 @@ def parse_config(jicofo: Mapping[str, Any]) -> StandinConfig:
     )
 
 
-def read_config(path: str) -> StandinConfig:
-    """Read jicofo.conf through the ``hocon`` tool, as JSON."""
+# A root-level include of a file: `include "f"` or `include required("f")`.
+_INCLUDE = re.compile(r'^include\s+(required\(\s*)?"([^"]+)"\s*\)?\s*$', re.MULTILINE)
+
+
+def hocon_tree(path: str, key: str) -> dict[str, Any]:
+    """The tree under `key` of a HOCON file, read through the ``hocon`` tool as JSON.
+
+    Debian 13's ``hocon`` (ruby-hocon 1.3.1) does not resolve includes and rejects
+    ``required(...)``, so root-level includes are expanded here first; at the root, an
+    included file's settings are those of its text in place of the include.
+    """
+    folder = Path(path).parent
+
+    def expand(match: re.Match[str]) -> str:
+        included = folder / match[2]
+        if included.is_file():
+            return included.read_text()
+        if match[1]:
+            raise FileNotFoundError(f"{path}: required include {included} is missing")
+        return ""
+
     out = subprocess.run(
-        ["hocon", "-j", "-i", path, "get", "jicofo"],
+        ["hocon", "-j", "get", key],
+        input=_INCLUDE.sub(expand, Path(path).read_text()),
         check=True,
         capture_output=True,
         text=True,
@@ -240,8 +261,13 @@ def read_config(path: str) -> StandinConfig:
     ).stdout
     data = json.loads(out)
     if not isinstance(data, dict):
-        raise TypeError(f"{path}: jicofo is not an object")
-    return parse_config(data)
+        raise TypeError(f"{path}: {key} is not an object")
+    return data
+
+
+def read_config(path: str) -> StandinConfig:
+    """Read jicofo.conf through the ``hocon`` tool."""
+    return parse_config(hocon_tree(path, "jicofo"))
 
 
 # --- small XML helpers ------------------------------------------------------------------------
@@ -1172,21 +1198,44 @@ class Focus:
 async def serve_health(focus: Focus, host: str, port: int) -> asyncio.Server:
     """``GET /about/health``: 200 once every XMPP connection is logged in, 503 before."""
 
+    def answer(method: str, path: str, _body: bytes) -> tuple[str, bytes]:
+        if method == "GET" and path == "/about/health":
+            if focus.healthy:
+                return "200 OK", b""
+            return "503 Service Unavailable", b"XMPP connections not ready\n"
+        return "404 Not Found", b""
+
+    return await serve_http(answer, host, port)
+
+
+Handler = Callable[[str, str, bytes], tuple[str, bytes]]
+
+
+async def serve_http(handler: Handler, host: str, port: int) -> asyncio.Server:
+    """A minimal HTTP/1.1 server, one request per connection: `handler(method, path, body)`
+    gives the status line's text and the body (the stand-ins' REST APIs need no more)."""
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request = await asyncio.wait_for(reader.readline(), 5.0)
-            while (await asyncio.wait_for(reader.readline(), 5.0)) not in (b"\r\n", b"\n", b""):
-                pass
+            length = 0
+            while (line := await asyncio.wait_for(reader.readline(), 5.0)) not in (
+                b"\r\n",
+                b"\n",
+                b"",
+            ):
+                name, _, value = line.decode("latin-1").partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value.strip() or 0)
+            body = await asyncio.wait_for(reader.readexactly(length), 5.0) if length else b""
             method, path = ([*request.decode("latin-1").split(), "", ""])[:2]
-            if method == "GET" and path.split("?")[0] == "/about/health":
-                status = "200 OK" if focus.healthy else "503 Service Unavailable"
-                body = b"" if focus.healthy else b"XMPP connections not ready\n"
-            else:
-                status, body = "404 Not Found", b""
-            head = f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            writer.write(head.encode("latin-1") + body)
+            status, out = handler(method, path.split("?")[0], body)
+            head = f"HTTP/1.1 {status}\r\nContent-Length: {len(out)}\r\nConnection: close\r\n"
+            if out[:1] in (b"{", b"["):
+                head += "Content-Type: application/json\r\n"
+            writer.write((head + "\r\n").encode("latin-1") + out)
             await writer.drain()
-        except (TimeoutError, ConnectionError):
+        except (TimeoutError, ConnectionError, ValueError, asyncio.IncompleteReadError):
             pass
         finally:
             writer.close()
@@ -1213,23 +1262,34 @@ async def run(config_path: str) -> int:
     focus = Focus(config)
     server = await serve_health(focus, config.rest_host, config.rest_port)
     log.info("health on http://%s:%d/about/health", config.rest_host, config.rest_port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     focus.start()
-    await stop.wait()
+    await until_stopped(asyncio.Event())
     log.info("shutting down")
     server.close()
     await asyncio.wait_for(focus.shutdown(), 30.0)
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+async def until_stopped(stop: asyncio.Event) -> None:
+    """Until SIGTERM or SIGINT arrives, or `stop` is set otherwise."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def run_main(
+    run: Callable[[str], Coroutine[Any, Any, int]], default_config: str, argv: list[str] | None
+) -> int:
+    """A stand-in's entry point: `run(config path)`, logging one line per action to stderr."""
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(message)s")
     logging.getLogger("slixmpp").setLevel(logging.WARNING)
-    return asyncio.run(run(args[0] if args else DEFAULT_CONFIG))
+    return asyncio.run(run(args[0] if args else default_config))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(run, DEFAULT_CONFIG, argv)
 
 
 if __name__ == "__main__":
