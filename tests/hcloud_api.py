@@ -1,6 +1,6 @@
 """A local stand-in of the Hetzner Cloud API (https://docs.hetzner.cloud/), enough of it for the
 autoscaler and the stack's sweep: servers (list by label selector, create, update labels,
-shutdown, delete) and placement groups (list, create), with Hetzner's JSON shapes, its error
+shutdown, delete) and placement groups (list, create, delete), with Hetzner's JSON shapes, its error
 envelope (`{"error": {"code", "message"}}`), pagination, the 10-servers-per-spread-group and
 per-project server limits, and injected failures (429 `rate_limit_exceeded`, 5xx). The official
 `hcloud` library talks to it through its `api_endpoint` setting.
@@ -176,6 +176,10 @@ class HcloudApi:
             found = [g for g in self.groups.values()
                      if _matches(g["labels"], query.get("label_selector", ""))]  # fmt: skip
             return 200, self._page("placement_groups", found, query)
+        if (m := re.fullmatch(r"/placement_groups/(\d+)", route)) and method == "DELETE":
+            if self.groups.pop(int(m[1]), None) is None:
+                return 404, {"error": {"code": "not_found", "message": "no such group"}}
+            return 204, {}
         if method == "POST" and route == "/placement_groups":
             gid = self._id()
             self.groups[gid] = {
@@ -232,7 +236,7 @@ def serving(api: HcloudApi) -> Iterator[HcloudApi]:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}") if length else {}
             status, answer = api.handle(self.command, self.path, body)
-            data = json.dumps(answer).encode()
+            data = json.dumps(answer).encode() if status != 204 else b""  # noqa: PLR2004
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))

@@ -306,3 +306,25 @@ def test_read_stats_from_an_agent() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_destroy_leaves_no_labelled_server(api: HcloudApi) -> None:
+    """The sweep's delete removes every server of the stack's bridge labels (made by the
+    autoscaler or not) and their placement groups; another stack's servers stay."""
+    from components.cloud.hetzner.sweep import SweepProvider
+
+    ours = existing(api, 3)
+    other = api.add_server("other-jvb-1", {"jitsi-xxl/stack": "other", "jitsi-xxl/role": "jvb"},
+                           "10.0.3.5")  # fmt: skip
+    api.groups[1] = {
+        "id": 1, "name": "summit-jvb-spread-1", "type": "spread", "labels": LABELS,
+        "servers": ours, "created": "2026-11-28T10:00:00+00:00",
+    }  # fmt: skip
+    provider = SweepProvider()
+    props = {"selector": SELECTOR, "endpoint": api.url, "token": "stand-in-token"}
+    assert provider.create(props).id == SELECTOR
+    # a changed token is an update, never a replacement (which would sweep a running pool)
+    assert provider.diff(SELECTOR, props, {**props, "token": "new"}).replaces == []
+    provider.delete(SELECTOR, props)
+    assert list(api.servers) == [other]
+    assert api.groups == {}
