@@ -141,7 +141,7 @@ class HcloudApi:
                 return status, {"error": {"code": code, "message": code.replace("_", " ")}}
             return self._route(method, path, body)
 
-    def _route(  # noqa: PLR0911 - one answer per endpoint
+    def _route(  # noqa: PLR0911, PLR0912 - one answer per endpoint
         self, method: str, path: str, body: dict[str, Any]
     ) -> tuple[int, dict[str, Any]]:
         parts = urlsplit(path)
@@ -236,7 +236,7 @@ def serving(api: HcloudApi) -> Iterator[HcloudApi]:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}") if length else {}
             status, answer = api.handle(self.command, self.path, body)
-            data = json.dumps(answer).encode() if status != 204 else b""  # noqa: PLR2004
+            data = json.dumps(answer).encode() if status != 204 else b""
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
