@@ -21,6 +21,8 @@ import shutil
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -753,3 +755,40 @@ def test_videobridge_files_belong_to_the_packages_group(stack: Path) -> None:
     assert 'chgrp jitsi "${IDENTITY_FILE}"' in bootstrap
     assert "chgrp jvb" not in bootstrap
     assert all(f.group != "jvb" for f in files.files)
+
+
+def test_hetzner_bridges_show_their_stress_to_the_autoscaler(
+    stand_ins: list[StandIn], tmp_path: Path
+) -> None:
+    """The agent keeps the videobridge's stress and endpoints on a read-only board the
+    autoscaler reads over the private network; stale or never filled, it answers 503."""
+    clock = Clock()
+    jvb = StandIn(fake_jvb([6]))
+    stand_ins.append(jvb)
+    cfg = agent_cfg(tmp_path, cloud="hetzner", jvb_url=jvb.url, poll_seconds=10)
+    board = agent.Board(clock=clock, fresh=30)
+    assert board.read() is None
+    server = agent.serve_board(board, "127.0.0.1", 0)
+    port = server.server_address[1]
+    try:
+        with pytest.raises(urllib.error.HTTPError) as empty:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/xxl/stats", timeout=2)
+        assert empty.value.code == 503
+        agent.run(agent.Jvb(jvb.url), agent.Hetzner("http://127.0.0.1:9"), cfg,
+                  clock=clock, sleep=clock.sleep, rounds=2, board=board)  # fmt: skip
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/xxl/stats", timeout=2) as r:
+            assert json.loads(r.read()) == {"stress_level": 0.42, "endpoints": 6}
+        clock.sleep(31)
+        assert board.read() is None
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (
+        agent_config(
+            parse_settings(
+                {"cloud": "hetzner", "domain": "a.example.org", "tls": {"mode": "self-signed"}}
+            )
+        )["stats_port"]
+        == 8081
+    )
+    assert agent_cfg(tmp_path).stats_port == 0  # AWS publishes to CloudWatch instead

@@ -35,12 +35,14 @@ import ipaddress
 import json
 import re
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -380,6 +382,8 @@ class Config:
     unhealthy_after_seconds: float
     ready_report: str
     drain_state_file: str
+    # where the Hetzner autoscaler reads this bridge's stress (0: nobody does, as on AWS)
+    stats_port: int
 
     @classmethod
     def load(cls, path: Path) -> Config:
@@ -577,6 +581,52 @@ def write_health(report: Path, serving: bool, detail: str) -> None:
         log(f"cannot write {report}: {exc}")
 
 
+class Board:
+    """The bridge's latest stress and endpoints, for the Hetzner autoscaler to read on the
+    private network (read-only: drain and shutdown stay on the videobridge's loopback API)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, fresh: float = 60.0) -> None:
+        self.clock = clock
+        self.fresh = fresh
+        self._lock = threading.Lock()
+        self._seen: tuple[float, int, float] | None = None  # stress, endpoints, when
+
+    def update(self, stress: float, endpoints: int) -> None:
+        with self._lock:
+            self._seen = (stress, endpoints, self.clock())
+
+    def read(self) -> dict[str, Any] | None:
+        """What the bridge last said, or None if it is stale or was never said."""
+        with self._lock:
+            seen = self._seen
+        if seen is None or self.clock() - seen[2] > self.fresh:
+            return None
+        return {"stress_level": seen[0], "endpoints": seen[1]}
+
+
+def serve_board(board: Board, address: str, port: int) -> ThreadingHTTPServer:
+    """`GET /xxl/stats` on `address:port`: the board as JSON, 503 when it has nothing fresh."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            doc = board.read() if self.path == "/xxl/stats" else None
+            status = 200 if doc is not None else (503 if self.path == "/xxl/stats" else 404)
+            data = json.dumps(doc).encode() if doc is not None else b""
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer((address, port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    log(f"serving stress for the autoscaler on {address}:{port}")
+    return server
+
+
 def run(
     jvb: Jvb,
     cloud: Cloud,
@@ -586,6 +636,7 @@ def run(
     sleep: Callable[[float], None] = time.sleep,
     rounds: int | None = None,
     drain_clock: DrainClock | None = None,
+    board: Board | None = None,
 ) -> str:
     """Watch health and publish stress; on termination, drain and complete once. Returns
     why it stopped; `incomplete` means the lifecycle action could not be completed."""
@@ -619,6 +670,12 @@ def run(
             log("the lifecycle action could not be completed before the hook's timeout")
             return "incomplete"
         health.observe(jvb.healthy())
+        if board is not None:
+            try:
+                stats = jvb.stats()
+                board.update(float(stats["stress_level"]), endpoints_left(stats))
+            except Exception as exc:
+                log(f"reading stats for the autoscaler failed: {exc}")
         if clock() >= next_metric:
             next_metric = clock() + cfg.metric_seconds
             try:
@@ -673,7 +730,20 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     # non-zero makes systemd start the agent again, which completes the action then
-    return 1 if run(jvb, cloud, cfg) == "incomplete" else 0
+    board = None
+    if cfg.stats_port:
+        # the autoscaler reads the board on this bridge's private address
+        board = Board(fresh=3 * cfg.poll_seconds)
+        for attempt in range(1, 31):
+            try:
+                serve_board(board, cloud.identity().private_ip, cfg.stats_port)
+                break
+            except Exception as exc:
+                log(f"serving stress failed (attempt {attempt}/30): {exc}")
+                time.sleep(2)
+        else:
+            return 1
+    return 1 if run(jvb, cloud, cfg, board=board) == "incomplete" else 0
 
 
 if __name__ == "__main__":

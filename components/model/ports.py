@@ -36,6 +36,8 @@ TURN_RELAY_MAX_PORT: Final = 65535
 JVB_MEDIA_PORT: Final = 10000
 JVB_WEBSOCKET_PORT: Final = 9090
 JVB_PRIVATE_PORT: Final = 8080
+# A bridge's agent: its stress, read-only, for the Hetzner autoscaler on the private network.
+BRIDGE_STATS_PORT: Final = 8081
 
 
 def node_ports(index: int) -> tuple[int, int, int]:
@@ -48,5 +50,5 @@ def node_ports(index: int) -> tuple[int, int, int]:
 STANDARD_PORTS: Final = frozenset(
     {22, 53, HTTP_PORT, HTTPS_PORT, TURN_PORT, MAIN_C2S_PORT, MAIN_S2S_PORT, MAIN_HTTP_PORT,
      5281, 5347, TURNS_PORT, JVB_PRIVATE_PORT, JICOFO_REST_PORT, JVB_WEBSOCKET_PORT,
-     JVB_MEDIA_PORT, HTTPS_BACKEND_PORT, TURNS_BACKEND_PORT}
+     JVB_MEDIA_PORT, HTTPS_BACKEND_PORT, TURNS_BACKEND_PORT, BRIDGE_STATS_PORT}
 )  # fmt: skip

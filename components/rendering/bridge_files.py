@@ -13,8 +13,13 @@ from typing import Any, Final
 
 from components.model.credentials import BRIDGE_SECRETS, Credentials
 from components.model.planner import Plan
-from components.model.ports import JVB_MEDIA_PORT, JVB_PRIVATE_PORT, JVB_WEBSOCKET_PORT
-from components.model.project import METADATA_ADDRESS
+from components.model.ports import (
+    BRIDGE_STATS_PORT,
+    JVB_MEDIA_PORT,
+    JVB_PRIVATE_PORT,
+    JVB_WEBSOCKET_PORT,
+)
+from components.model.project import METADATA_ADDRESS, Cloud
 from components.model.settings import Settings
 from components.rendering.engine import FileSpec, RenderedFile, render, render_specs
 from components.rendering.package_sources import BRIDGE_UPSTREAM, PackageSources
@@ -104,6 +109,8 @@ def agent_config(settings: Settings) -> dict[str, Any]:
         "unhealthy_after_seconds": UNHEALTHY_AFTER_SECONDS,
         "ready_report": READY_REPORT,
         "drain_state_file": DRAIN_STATE_FILE,
+        # the Hetzner autoscaler reads stress here; AWS publishes it to CloudWatch instead
+        "stats_port": BRIDGE_STATS_PORT if settings.cloud is Cloud.hetzner else 0,
     }
 
 

@@ -1,0 +1,391 @@
+"""jitsi-xxl Hetzner autoscaler: runs on the signaling VM of a Hetzner stack (python3 and the
+official `hcloud` library).
+
+    hetzner_autoscaler.py --config /etc/jitsi/xxl/autoscaler.json run
+
+Hetzner Cloud has no autoscaling service. Every `poll_seconds` this loop lists the stack's
+bridges by label, reads each running bridge's stress from its agent (a read-only endpoint on
+the private network), and decides, with the same signal and thresholds as the AWS pool (up
+above 0.3, down below 0.1) and cooldowns:
+
+- below the floor (`min`, or the event window's size): add servers;
+- average stress above 0.3: add what brings it back to 0.3, at most `max_step_up`, within `max`;
+- average stress below 0.1: drain the least-loaded bridge(s), at most `max_step_down`, down to
+  the floor. Draining is the bridge's own: the server is shut down (ACPI), its drain unit
+  empties the videobridge for up to `graceful_shutdown_max_seconds`, then it powers off; only
+  then (or once the bound and a margin have passed) is it deleted.
+
+It holds still when the API fails or a serving bridge gives no metrics: a network blip must
+not add or remove servers. What it is doing survives a restart: the servers it made carry
+the stack's labels and a name from a fixed pattern (a second create of the same name is
+refused by the API), a drain is a label with its start, the times of the last scale-up and
+scale-down are kept in a state file. Every decision logs one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+DRAINING_LABEL: Final = "jitsi-xxl/draining"
+# A shut-down bridge that is not off this long after its drain bound is deleted anyway.
+DRAIN_MARGIN_SECONDS: Final = 300
+STATS_TIMEOUT: Final = 3.0
+
+
+def log(message: str) -> None:
+    print(f"jitsi-xxl-autoscaler: {message}", flush=True)
+
+
+@dataclass(frozen=True)
+class Config:
+    """`/etc/jitsi/xxl/autoscaler.json`, rendered per stack (the token is in its own file)."""
+
+    token_file: str
+    api_endpoint: str
+    selector: str  # label selector of the stack's bridges
+    labels: dict[str, str]  # labels of the servers it makes (they match `selector`)
+    name_prefix: str
+    server_type: str
+    image: str
+    location: str
+    network_id: int
+    ssh_keys: list[str]
+    user_data_file: str
+    min: int
+    max: int
+    scale_up_above: float
+    scale_down_below: float
+    up_cooldown_seconds: float
+    down_cooldown_seconds: float
+    max_step_up: int
+    max_step_down: int
+    warmup_seconds: float
+    graceful_shutdown_max_seconds: float
+    stats_port: int
+    poll_seconds: float
+    placement_group_size: int
+    state_file: str
+    grow_at: float | None = None  # epoch seconds of the event window's schedule, if any
+    shrink_at: float | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> Config:
+        return cls(**json.loads(path.read_text()))
+
+
+# --- what is seen, and what to do -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """One server of the pool as the API and its agent describe it."""
+
+    id: int
+    name: str
+    status: str  # Hetzner's: initializing, starting, running, stopping, off, ...
+    private_ip: str | None
+    created: float
+    draining_since: float | None = None
+    stress: float | None = None
+    endpoints: int | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One step of the loop: servers to add, to drain, to delete, and why."""
+
+    add: int = 0
+    drain: tuple[int, ...] = ()
+    delete: tuple[int, ...] = ()
+    reason: str = ""
+
+
+def bounds(cfg: Config, now: float) -> tuple[int, int]:
+    """Floor and ceiling at `now`: with an event window, nothing outside it."""
+    if (
+        cfg.grow_at is not None
+        and cfg.shrink_at is not None
+        and not (cfg.grow_at <= now < cfg.shrink_at)
+    ):
+        return 0, 0
+    return cfg.min, cfg.max
+
+
+def decide(  # noqa: PLR0911 - one answer per case, each with its reason
+    cfg: Config, bridges: Sequence[Bridge], now: float, last_up: float, last_down: float
+) -> Decision:
+    """What to do about `bridges` at `now` (pure: the loop carries it out)."""
+    bound = cfg.graceful_shutdown_max_seconds + DRAIN_MARGIN_SECONDS
+    done = tuple(
+        b.id
+        for b in bridges
+        if b.draining_since is not None and (b.status == "off" or now - b.draining_since >= bound)
+    )
+    active = [b for b in bridges if b.draining_since is None]
+    floor, ceiling = bounds(cfg, now)
+    n = len(active)
+    if n < floor:
+        add = min(cfg.max_step_up, floor - n)
+        return Decision(add=add, delete=done, reason=f"{n} bridges, below the floor of {floor}")
+    if n > ceiling:
+        drain = least_loaded(active, min(cfg.max_step_down, n - ceiling))
+        return Decision(drain=drain, delete=done, reason=f"{n} bridges, above {ceiling}")
+    serving = [b for b in active if b.status == "running" and now - b.created >= cfg.warmup_seconds]
+    silent = [b.name for b in serving if b.stress is None]
+    if silent:
+        return Decision(delete=done, reason=f"holding: no metrics from {', '.join(silent)}")
+    if not serving:
+        return Decision(delete=done, reason="holding: no bridge is serving yet")
+    stress = sum(b.stress or 0.0 for b in serving) / len(serving)
+    seen = f"stress {stress:.2f} over {len(serving)} bridges"
+    if stress > cfg.scale_up_above:
+        if n >= ceiling:
+            return Decision(delete=done, reason=f"{seen}: at the ceiling of {ceiling}")
+        if now - last_up < cfg.up_cooldown_seconds:
+            return Decision(delete=done, reason=f"{seen}: scale-up cooling down")
+        # what brings the average back to the target, as target tracking would
+        wanted = math.ceil(len(serving) * stress / cfg.scale_up_above) - len(serving)
+        add = max(1, min(wanted, cfg.max_step_up, ceiling - n))
+        return Decision(add=add, delete=done, reason=f"{seen}, above {cfg.scale_up_above}")
+    if stress < cfg.scale_down_below and n > floor:
+        if now - last_down < cfg.down_cooldown_seconds:
+            return Decision(delete=done, reason=f"{seen}: scale-down cooling down")
+        drain = least_loaded(serving, min(cfg.max_step_down, n - floor))
+        return Decision(drain=drain, delete=done, reason=f"{seen}, below {cfg.scale_down_below}")
+    return Decision(delete=done, reason=f"{seen}: within bounds")
+
+
+def least_loaded(bridges: Iterable[Bridge], count: int) -> tuple[int, ...]:
+    """The `count` bridges with the fewest endpoints (then the lowest stress, then newest)."""
+    ranked = sorted(bridges, key=lambda b: (b.endpoints or 0, b.stress or 0.0, -b.created))
+    return tuple(b.id for b in ranked[:count])
+
+
+def free_names(prefix: str, taken: Iterable[str], count: int) -> list[str]:
+    """The `count` lowest free names `<prefix>-<k>`: a restarted loop makes the same names,
+    and the API refuses a second server of a name, so nothing is made twice."""
+    used = set(taken)
+    names: list[str] = []
+    k = 1
+    while len(names) < count:
+        name = f"{prefix}-{k}"
+        if name not in used:
+            names.append(name)
+        k += 1
+    return names
+
+
+# --- the bridges' stress ----------------------------------------------------------------------
+
+
+def read_stats(address: str, port: int, timeout: float = STATS_TIMEOUT) -> tuple[float, int] | None:
+    """(stress, endpoints) from a bridge's agent, or None when it cannot say."""
+    url = f"http://{address}:{port}/xxl/stats"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            doc = json.loads(response.read().decode())
+        stress, endpoints = doc["stress_level"], doc["endpoints"]
+        if isinstance(stress, bool) or not isinstance(stress, int | float):
+            return None
+        if isinstance(endpoints, bool) or not isinstance(endpoints, int):
+            return None
+        return float(stress), endpoints
+    except (OSError, ValueError, KeyError, TypeError, urllib.error.URLError):
+        return None
+
+
+# --- the loop -------------------------------------------------------------------------------------
+
+
+@dataclass
+class State:
+    """What must outlive a restart: when the pool last grew and shrank."""
+
+    path: Path
+    last_up: float = 0.0
+    last_down: float = 0.0
+
+    @classmethod
+    def load(cls, path: Path) -> State:
+        try:
+            doc = json.loads(path.read_text())
+            return cls(path, float(doc["last_up"]), float(doc["last_down"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return cls(path)
+
+    def save(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps({"last_up": self.last_up, "last_down": self.last_down}) + "\n")
+        tmp.replace(self.path)
+
+
+@dataclass
+class Pool:
+    """The Hetzner side: list, create, drain and delete the stack's bridges."""
+
+    cfg: Config
+    client: Any  # hcloud.Client
+    user_data: str
+    stats: Callable[[str, int], tuple[float, int] | None] = read_stats
+    _servers: dict[int, Any] = field(default_factory=dict)
+
+    def bridges(self) -> list[Bridge]:
+        found = self.client.servers.get_all(label_selector=self.cfg.selector)
+        self._servers = {s.id: s for s in found}
+        bridges = []
+        for s in found:
+            private = s.private_net[0].ip if s.private_net else None
+            draining = s.labels.get(DRAINING_LABEL)
+            bridge = Bridge(
+                id=s.id,
+                name=s.name,
+                status=s.status,
+                private_ip=private,
+                created=_epoch(s.created),
+                draining_since=float(draining) if draining and draining.isdigit() else None,
+            )
+            if bridge.status == "running" and private and bridge.draining_since is None:
+                seen = self.stats(private, self.cfg.stats_port)
+                if seen is not None:
+                    bridge = replace(bridge, stress=seen[0], endpoints=seen[1])
+            bridges.append(bridge)
+        return bridges
+
+    def add(self, count: int) -> None:
+        from hcloud import APIException  # noqa: PLC0415 - on the VM only
+        from hcloud.images import Image  # noqa: PLC0415
+        from hcloud.locations import Location  # noqa: PLC0415
+        from hcloud.networks import Network  # noqa: PLC0415
+        from hcloud.server_types import ServerType  # noqa: PLC0415
+        from hcloud.ssh_keys import SSHKey  # noqa: PLC0415
+
+        names = free_names(self.cfg.name_prefix, (s.name for s in self._servers.values()), count)
+        for name in names:
+            group = self._placement_group()
+            keys = [SSHKey(id=int(k)) if k.isdigit() else SSHKey(name=k) for k in self.cfg.ssh_keys]
+            try:
+                self.client.servers.create(
+                    name=name,
+                    server_type=ServerType(name=self.cfg.server_type),
+                    image=Image(name=self.cfg.image),
+                    location=Location(name=self.cfg.location),
+                    networks=[Network(id=self.cfg.network_id)],
+                    ssh_keys=keys,
+                    user_data=self.user_data,
+                    labels=dict(self.cfg.labels),
+                    placement_group=group,
+                )
+            except APIException as exc:
+                if exc.code != "uniqueness_error":
+                    raise
+                log(f"{name} exists already (made before a restart): not made again")
+                continue
+            log(f"created {name}")
+
+    def _placement_group(self) -> Any:
+        """A spread group of the stack with room (Hetzner allows 10 servers in one)."""
+        groups = self.client.placement_groups.get_all(label_selector=self.cfg.selector)
+        for g in sorted(groups, key=lambda g: g.name):
+            if len(g.servers) < self.cfg.placement_group_size:
+                return g
+        names = {g.name for g in groups}
+        name = free_names(f"{self.cfg.name_prefix}-spread", names, 1)[0]
+        made = self.client.placement_groups.create(
+            name=name, type="spread", labels=dict(self.cfg.labels)
+        )
+        log(f"created placement group {name}")
+        return made.placement_group
+
+    def drain(self, server_id: int, now: float) -> None:
+        server = self._servers[server_id]
+        # the intent first: a restarted loop sees the drain and its start
+        server.update(labels={**server.labels, DRAINING_LABEL: str(int(now))})
+        server.shutdown()
+        log(f"draining {server.name}: shut down, its drain unit empties it first")
+
+    def delete(self, server_id: int) -> None:
+        server = self._servers[server_id]
+        server.delete()
+        log(f"deleted {server.name}")
+
+
+def _epoch(moment: datetime | str) -> float:
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    return moment.timestamp()
+
+
+def step(pool: Pool, state: State, now: float) -> Decision:
+    """One round: observe, decide, act, log one line. API failures hold still."""
+    try:
+        bridges = pool.bridges()
+    except Exception as exc:
+        decision = Decision(reason=f"holding: listing the servers failed ({type(exc).__name__})")
+        log(decision.reason)
+        return decision
+    decision = decide(pool.cfg, bridges, now, state.last_up, state.last_down)
+    log(
+        f"{len(bridges)} servers; {decision.reason}; add {decision.add}, drain "
+        f"{len(decision.drain)}, delete {len(decision.delete)}"
+    )
+    try:
+        for server_id in decision.delete:
+            pool.delete(server_id)
+        for server_id in decision.drain:
+            pool.drain(server_id, now)
+        if decision.drain:
+            state.last_down = now
+        if decision.add:
+            state.last_up = now
+            pool.add(decision.add)
+    except Exception as exc:
+        log(f"acting failed ({type(exc).__name__}: {exc}); the next round starts from what is")
+    finally:
+        state.save()
+    return decision
+
+
+def client(cfg: Config) -> Any:
+    """The official library's client, or SystemExit when there is no token to act with."""
+    token_path = Path(cfg.token_file)
+    token = token_path.read_text().strip() if token_path.is_file() else ""
+    if not token:
+        log(f"no API token in {cfg.token_file}: refusing to act")
+        raise SystemExit(2)
+    from hcloud import Client  # noqa: PLC0415 - on the VM only
+
+    return Client(token=token, api_endpoint=cfg.api_endpoint, application_name="jitsi-xxl")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="jitsi-xxl-autoscaler")
+    parser.add_argument("--config", type=Path, default=Path("/etc/jitsi/xxl/autoscaler.json"))
+    parser.add_argument("command", choices=("run", "once"))
+    args = parser.parse_args(argv)
+    cfg = Config.load(args.config)
+    pool = Pool(cfg, client(cfg), Path(cfg.user_data_file).read_text())
+    state = State.load(Path(cfg.state_file))
+    log(
+        f"pool {cfg.min}..{cfg.max} bridges; up above {cfg.scale_up_above}, down below "
+        f"{cfg.scale_down_below}; every {cfg.poll_seconds:.0f} s"
+    )
+    while True:
+        step(pool, state, time.time())
+        if args.command == "once":
+            return 0
+        time.sleep(cfg.poll_seconds)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
