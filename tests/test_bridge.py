@@ -724,11 +724,16 @@ def test_a_bridge_not_serving_is_reported_unhealthy_once(
 def test_hetzner_health_goes_to_the_readiness_report(
     stand_ins: list[StandIn], tmp_path: Path
 ) -> None:
-    """No service replaces a Hetzner server: the report says not serving, then serving again."""
+    """No service replaces a Hetzner server: the report says not serving, then serving again.
+    The agent never makes the report: its presence tells that the boot is over."""
     clock = Clock()
     jvb = StandIn(health_jvb(lambda: not 100 <= clock.now < 400))
     stand_ins.append(jvb)
     cfg = agent_cfg(tmp_path, cloud="hetzner", jvb_url=jvb.url, poll_seconds=10)
+    hetzner = agent.Hetzner("http://127.0.0.1:9")
+    agent.run(agent.Jvb(jvb.url), hetzner, cfg, clock=clock, sleep=clock.sleep, rounds=3)
+    assert not (tmp_path / "ready.json").exists()
+    (tmp_path / "ready.json").write_text(json.dumps({"ready": True}))
     states: list[bool] = []
 
     def watch(seconds: float) -> None:
@@ -738,11 +743,9 @@ def test_hetzner_health_goes_to_the_readiness_report(
             if not states or states[-1] != serving:
                 states.append(serving)
 
-    agent.run(
-        agent.Jvb(jvb.url), agent.Hetzner("http://127.0.0.1:9"), cfg,
-        clock=clock, sleep=watch, rounds=60,
-    )  # fmt: skip
+    agent.run(agent.Jvb(jvb.url), hetzner, cfg, clock=clock, sleep=watch, rounds=60)
     assert states == [True, False, True]
+    assert json.loads((tmp_path / "ready.json").read_text())["ready"] is True
 
 
 @pytest.mark.parametrize("stack", example_stacks(ROOT / "stacks"), ids=lambda p: p.stem)

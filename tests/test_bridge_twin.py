@@ -10,13 +10,16 @@ twin is the Hetzner example with one visitor node (the bridges need only its mai
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import slixmpp
 
+from components.model.ports import BRIDGE_STATS_PORT
 from components.model.project import Cloud
 from components.model.settings import Settings, load_stack_file
 from components.rendering.bridge_files import (
@@ -150,6 +153,37 @@ def test_bridges_join_the_brewery_on_the_private_network(
         assert f"jvb-{b.instance.instance_id}" in occupants, occupants
         log = unit_log(b, "jitsi-videobridge2")
         assert f"connecting to {twin.plan.network.signaling_private_ip}:5222" in log, log
+
+
+def test_the_signaling_vm_reads_each_bridges_stress(
+    twin: rig.Twin, first: bridges.Bridge, second: bridges.Bridge
+) -> None:
+    """Where the Hetzner autoscaler looks: each bridge's agent shows the videobridge's stress
+    and endpoints, read-only, on the bridge's private address; the signaling VM reads it over
+    the private network."""
+    first.set_load(participants=5, stress_level=0.37)
+    deadline = time.monotonic() + 60
+    while True:
+        seen = {}
+        for b in (first, second):
+            url = f"http://{b.private_ip}:{BRIDGE_STATS_PORT}/xxl/stats"
+            got = twin.run("curl", "-fsS", "-m", "3", url)
+            seen[b.index] = json.loads(got.stdout) if got.returncode == 0 else None
+        if (
+            seen[first.index] == {"stress_level": 0.37, "endpoints": 5}
+            or time.monotonic() > deadline
+        ):
+            break
+        time.sleep(2)
+    assert seen[first.index] == {"stress_level": 0.37, "endpoints": 5}, seen
+    other = seen[second.index]
+    assert other is not None
+    assert set(other) == {"stress_level", "endpoints"}
+    # read-only: the drain stays on the videobridge's loopback API
+    drain = f"http://{first.private_ip}:{BRIDGE_STATS_PORT}/colibri/drain/enable"
+    posted = twin.run("curl", "-sS", "-m", "3", "-o", "/dev/null", "-w", "%{http_code}",
+                      "-X", "POST", drain)  # fmt: skip
+    assert posted.stdout.strip() == "501", posted.stdout
 
 
 # -- drain at poweroff (the Hetzner scale-in path) ------------------------------------------

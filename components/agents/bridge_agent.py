@@ -521,28 +521,29 @@ def complete_until(
 
 class Health:
     """The JVB's health over time: not serving once its check has failed for a while.
-    A change is written into the readiness report (`health`), and reported to the cloud once."""
+    Each change goes into the readiness report's `health` entry once the bootstrap has
+    written the report (the agent never creates it: the report's presence means the boot is
+    over), and a bridge that stops serving is reported to the cloud once."""
 
     def __init__(self, cfg: Config, cloud: Cloud, clock: Callable[[], float]) -> None:
         self.cfg = cfg
         self.cloud = cloud
         self.clock = clock
         self.failing_since: float | None = None
-        self.serving: bool | None = None
+        self.written: bool | None = None  # what the report says
         self.reported = False
 
     def observe(self, healthy: bool) -> None:
         now = self.clock()
         if healthy:
             self.failing_since = None
-            if self.serving is not True:
-                self._record(True, "the videobridge's health check passes")
+            self._record(True, "the videobridge's health check passes")
             return
         if self.failing_since is None:
             self.failing_since = now
             log("the videobridge's health check fails")
         failing = now - self.failing_since
-        if failing < self.cfg.unhealthy_after_seconds or self.serving is False:
+        if failing < self.cfg.unhealthy_after_seconds:
             return
         detail = f"the videobridge's health check has failed for {failing:.0f} s"
         self._record(False, detail)
@@ -552,22 +553,24 @@ class Health:
                 self.reported = True
                 log(f"reported this bridge unhealthy: {detail}")
             except Exception as exc:
-                self.serving = None  # try again at the next check
-                log(f"reporting this bridge unhealthy failed: {exc}")
+                log(f"reporting this bridge unhealthy failed (next check tries again): {exc}")
 
     def _record(self, serving: bool, detail: str) -> None:
-        self.serving = serving
-        write_health(Path(self.cfg.ready_report), serving, detail)
+        if self.written is not serving and write_health(
+            Path(self.cfg.ready_report), serving, detail
+        ):
+            self.written = serving
 
 
-def write_health(report: Path, serving: bool, detail: str) -> None:
-    """Set the readiness report's `health` entry (the rest as the bootstrap wrote it)."""
+def write_health(report: Path, serving: bool, detail: str) -> bool:
+    """Set the readiness report's `health` entry, the rest as the bootstrap wrote it; False
+    while there is no report yet."""
     try:
         doc = json.loads(report.read_text())
-        if not isinstance(doc, dict):
-            doc = {}
     except (OSError, ValueError):
-        doc = {}
+        return False
+    if not isinstance(doc, dict):
+        return False
     doc["health"] = {
         "serving": serving,
         "detail": detail,
@@ -579,6 +582,8 @@ def write_health(report: Path, serving: bool, detail: str) -> None:
         tmp.replace(report)
     except OSError as exc:
         log(f"cannot write {report}: {exc}")
+        return False
+    return True
 
 
 class Board:
