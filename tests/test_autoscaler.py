@@ -25,10 +25,11 @@ LATER = 3600.0  # seconds after the servers were made: past every warmup
 
 
 def config(tmp_path: Path, api: HcloudApi, **values: Any) -> scaler.Config:
-    (tmp_path / "token").write_text("stand-in-token\n")
+    (tmp_path / "secrets.env").write_text("JVB_PASSWORD=x\nHETZNER_API_TOKEN=stand-in-token\n")
     (tmp_path / "user-data").write_text("#cloud-config\n{}\n")
     base: dict[str, Any] = {
-        "token_file": str(tmp_path / "token"), "api_endpoint": api.url, "selector": SELECTOR,
+        "secrets_file": str(tmp_path / "secrets.env"), "token_name": "HETZNER_API_TOKEN",
+        "api_endpoint": api.url, "selector": SELECTOR,
         "labels": LABELS, "name_prefix": "summit-jvb", "server_type": "ccx33",
         "image": "debian-13", "location": "fsn1", "network_id": 4711, "ssh_keys": ["77"],
         "user_data_file": str(tmp_path / "user-data"), "min": 2, "max": 8,
@@ -256,7 +257,7 @@ def test_no_token_no_action(
     tmp_path: Path, api: HcloudApi, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = config(tmp_path, api)
-    Path(cfg.token_file).write_text("\n")
+    Path(cfg.secrets_file).write_text("JVB_PASSWORD=x\nHETZNER_API_TOKEN=\n")
     with pytest.raises(SystemExit) as stopped:
         scaler.client(cfg)
     assert stopped.value.code == 2
@@ -328,3 +329,25 @@ def test_a_destroy_leaves_no_labelled_server(api: HcloudApi) -> None:
     provider.delete(SELECTOR, props)
     assert list(api.servers) == [other]
     assert api.groups == {}
+
+
+def test_the_bridges_user_data_gets_its_secrets_on_the_vm() -> None:
+    """Rendered with placeholders (no second copy of the bridge password in the signaling VM's
+    user data), filled from the VM's secrets: the same files as a render with the values."""
+    from components.model.credentials import Credentials
+    from components.model.planner import plan
+    from components.model.settings import parse_settings
+    from components.rendering.bridge_files import bridge_bundle
+    from tests.test_userdata import unpack
+
+    settings = parse_settings({"cloud": "hetzner", "domain": "live.example.org",
+                               "tls": {"mode": "self-signed"}})  # fmt: skip
+    the_plan = plan(settings)
+    creds = Credentials.throwaway()
+    template = bridge_bundle(settings, the_plan, Credentials.placeholders()).user_data
+    assert creds.jvb_password not in template
+    filled = scaler.fill_user_data(template, creds.env(("jvb_password",)))
+    want = bridge_bundle(settings, the_plan, creds).user_data
+    assert unpack(filled) == unpack(want)
+    with pytest.raises(ValueError, match="no value for the bridges' JVB_PASSWORD"):
+        scaler.fill_user_data(template, {})

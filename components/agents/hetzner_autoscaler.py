@@ -25,9 +25,14 @@ scale-down are kept in a state file. Every decision logs one line.
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import json
+import lzma
 import math
+import re
 import sys
+import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -51,7 +56,8 @@ def log(message: str) -> None:
 class Config:
     """`/etc/jitsi/xxl/autoscaler.json`, rendered per stack (the token is in its own file)."""
 
-    token_file: str
+    secrets_file: str  # NAME=value lines (the VM's secrets.env): the token and the bridges' login
+    token_name: str
     api_endpoint: str
     selector: str  # label selector of the stack's bridges
     labels: dict[str, str]  # labels of the servers it makes (they match `selector`)
@@ -356,12 +362,52 @@ def step(pool: Pool, state: State, now: float) -> Decision:
     return decision
 
 
+def read_secrets(path: Path) -> dict[str, str]:
+    """`NAME=value` lines of a secrets file (read, never sourced); empty if it is missing."""
+    if not path.is_file():
+        return {}
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+# The bridges' user data is rendered with placeholders where their secrets go (the signaling
+# VM's user data carries no second copy of them); they are filled here, from this VM's own
+# secrets, before a server is made.
+_PLACEHOLDER: Final = re.compile(r"@@XXL_SECRET_([A-Z0-9_]+)@@")
+BRIDGE_SECRETS_MEMBER: Final = "etc/jitsi/xxl/secrets.env"
+
+
+def fill_user_data(text: str, values: dict[str, str]) -> str:
+    """The bridge cloud-config with the placeholders of its archived secrets.env filled."""
+    import yaml  # noqa: PLC0415 - cloud-init's dependency, on every cloud image
+
+    doc = yaml.safe_load(text)
+    entry = doc["write_files"][0]
+    archive = io.BytesIO(lzma.decompress(base64.b64decode(entry["content"])))
+    out = io.BytesIO()
+    with (
+        tarfile.open(fileobj=archive) as source,
+        tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as target,
+    ):
+        for member in source.getmembers():
+            data = source.extractfile(member)
+            content = data.read() if data is not None else b""
+            if member.name == BRIDGE_SECRETS_MEMBER:
+                filled = _PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), content.decode())
+                if left := _PLACEHOLDER.findall(filled):
+                    raise ValueError(f"no value for the bridges' {', '.join(sorted(left))}")
+                content = filled.encode()
+                member.size = len(content)
+            target.addfile(member, io.BytesIO(content))
+    entry["content"] = base64.encodebytes(lzma.compress(out.getvalue())).decode()
+    return "#cloud-config\n" + yaml.safe_dump(doc, sort_keys=False, width=1000)
+
+
 def client(cfg: Config) -> Any:
     """The official library's client, or SystemExit when there is no token to act with."""
-    token_path = Path(cfg.token_file)
-    token = token_path.read_text().strip() if token_path.is_file() else ""
+    token = read_secrets(Path(cfg.secrets_file)).get(cfg.token_name, "")
     if not token:
-        log(f"no API token in {cfg.token_file}: refusing to act")
+        log(f"no API token ({cfg.token_name} in {cfg.secrets_file}): refusing to act")
         raise SystemExit(2)
     from hcloud import Client  # noqa: PLC0415 - on the VM only
 
@@ -374,7 +420,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=("run", "once"))
     args = parser.parse_args(argv)
     cfg = Config.load(args.config)
-    pool = Pool(cfg, client(cfg), Path(cfg.user_data_file).read_text())
+    hcloud_client = client(cfg)
+    user_data = fill_user_data(
+        Path(cfg.user_data_file).read_text(), read_secrets(Path(cfg.secrets_file))
+    )
+    pool = Pool(cfg, hcloud_client, user_data)
     state = State.load(Path(cfg.state_file))
     log(
         f"pool {cfg.min}..{cfg.max} bridges; up above {cfg.scale_up_above}, down below "
