@@ -121,7 +121,7 @@ CHANGES: Final[dict[str, tuple[Any, tuple[str, ...]]]] = {
     "admin_cidrs": (["198.51.100.0/24"], (AWS, HETZNER)),
     "dns.zone": ("Z0123456789ABC", (AWS,)),
     "dns.ttl": (120, (AWS,)),
-    "event.start": ("2026-12-03T13:00:00Z", (AWS,)),
+    "event.start": ("2026-12-03T16:00:00Z", (AWS,)),
     "event.end": ("2026-12-03T19:00:00Z", (AWS,)),
     "aws.ami": ("ami-0fedcba9876543210", (AWS,)),
     "aws.vpc_id": ("vpc-0123456789abcdef0", (AWS,)),
@@ -186,15 +186,17 @@ def test_each_setting_is_live_or_refused_never_a_silent_replacement(
     # and every refusal names the setting that led there
     for line in lines:
         assert key in line, line
-    assert guarded([new], DURING)
+    # the window of either deployment guards (moving it cannot open a gap)
+    assert guarded([new, parse_settings(old_doc)], DURING)
 
 
 def test_live_settings_are_not_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """What an operator changes during an event applies in place: pool bounds, the drain bound
-    (new bridges only, no roll), the scaling signal, the DNS TTL, SSH sources."""
+    (new bridges only, no roll), the scaling signal, the window (an overrun), the DNS TTL,
+    SSH sources."""
     live = [
         "bridges.min", "bridges.max", "bridges.graceful_shutdown_max_minutes",
-        "bridges.scale_on", "dns.ttl", "admin_cidrs",
+        "bridges.scale_on", "event.start", "event.end", "dns.ttl", "admin_cidrs",
     ]  # fmt: skip
     for key in live:
         value, _ = CHANGES[key]

@@ -63,11 +63,9 @@ ARRIVAL_SECONDS: Final = STORM_SECONDS
 SESSION_MBITS: Final = 5
 # Credentials outlive a viewing session: coturn ends an allocation when its credentials
 # expire, and the web app fetches them once, when it connects. Without an event window
-# credentials last a long session; with one, the event and an hour of overrun, within bounds.
+# credentials last a long session; with one, the longest bound (see credential_ttl).
 DEFAULT_CREDENTIAL_TTL: Final = timedelta(hours=8)
-MIN_CREDENTIAL_TTL: Final = timedelta(hours=4)
 MAX_CREDENTIAL_TTL: Final = timedelta(hours=12)
-EVENT_OVERRUN: Final = timedelta(hours=1)
 
 
 def coturn_range(network: str) -> str:
@@ -124,14 +122,15 @@ def relay_limits(clients: int) -> RelayLimits:
 
 
 def credential_ttl(event_start: datetime | None, event_end: datetime | None) -> int:
-    """Seconds a TURN credential lives (prosody's `external_service_ttl`)."""
+    """Seconds a TURN credential lives (prosody's `external_service_ttl`).
+
+    With a window, the longest lifetime whatever the window says: the window may move during
+    the event (an overrun), and this value lives in the signaling VM's configuration, which a
+    running event cannot have replaced. A viewer from the start of any event up to 11 hours
+    long stays relayed."""
     if event_start is None or event_end is None:
-        ttl = DEFAULT_CREDENTIAL_TTL
-    else:
-        ttl = min(
-            MAX_CREDENTIAL_TTL, max(MIN_CREDENTIAL_TTL, event_end - event_start + EVENT_OVERRUN)
-        )
-    return math.ceil(ttl.total_seconds())
+        return math.ceil(DEFAULT_CREDENTIAL_TTL.total_seconds())
+    return math.ceil(MAX_CREDENTIAL_TTL.total_seconds())
 
 
 @unique
