@@ -20,13 +20,14 @@ from components.cloud.outputs import (
     OUTPUT_SSH_PRIVATE_KEY,
     OUTPUT_URL,
 )
-from components.cloud.stack_config import load_settings, tls_material
+from components.cloud.stack_config import hetzner_api_token, load_settings, tls_material
 from components.cloud.stack_secrets import StackSecrets, StackSecretsArgs
 from components.model import naming
 from components.model.planner import plan
 from components.model.pricing import estimate
 from components.model.project import Cloud
 from components.rendering.bridge_files import bridge_bundle
+from components.rendering.scaler_files import scaler_bundle
 from components.rendering.signaling_files import s2s_snippet, signaling_bundle
 
 stack = pulumi.get_stack()
@@ -42,6 +43,15 @@ signaling_user_data = signaling.apply(lambda b: b.user_data)
 bridge_user_data = creds.apply(
     lambda c: bridge_bundle(settings, the_plan, c, stack=stack).user_data
 )
+# Hetzner: the scaler VM's, with the autoscaler's token and the bridges' template
+token = hetzner_api_token(settings)
+scaler_user_data = (
+    pulumi.Output.all(creds, token).apply(
+        lambda ct: scaler_bundle(settings, the_plan, ct[0], stack=stack, api_token=ct[1]).user_data
+    )
+    if token is not None
+    else None
+)
 dns = settings.dns
 deployment = Deployment(
     stack=stack,
@@ -51,6 +61,7 @@ deployment = Deployment(
     credentials=creds,
     signaling_user_data=pulumi.Output.secret(signaling_user_data),
     bridge_user_data=pulumi.Output.secret(bridge_user_data),
+    scaler_user_data=pulumi.Output.secret(scaler_user_data) if scaler_user_data else None,
     dns=DnsRecordArgs(cloud=settings.cloud, zone=dns.zone, domain=settings.domain, ttl=dns.ttl)
     if dns
     else None,

@@ -30,6 +30,7 @@ from typing import Any, Final, TypeVar
 import yaml
 
 from components.model.credentials import PLACEHOLDER as SECRET_PLACEHOLDER
+from components.model.naming import LABEL_ROLE
 from components.model.planner import MAX_NODES
 from components.model.ports import (
     HTTP_PORT,
@@ -40,7 +41,7 @@ from components.model.ports import (
     TURNS_PORT,
     node_ports,
 )
-from components.model.pricing import AWS_TYPES, HETZNER_TYPES
+from components.model.pricing import AWS_TYPES, HETZNER_SCALER_TYPE, HETZNER_TYPES
 from components.model.settings import WIDEST_SOURCE_PREFIX
 from components.rendering.secrets_delivery import SECRETS_FILE
 
@@ -706,6 +707,9 @@ def documented_instance_sizes(
         kind, table = props.get("instanceType"), AWS_TYPES
     elif resource_type == SERVER:
         kind, table = props.get("serverType"), HETZNER_TYPES
+        role = (props.get("labels") or {}).get(LABEL_ROLE)
+        if role == SCALER_ROLE and kind == HETZNER_SCALER_TYPE:
+            return []  # the autoscaler's small VM (shared vCPUs: it only polls)
     else:
         return []
     if kind in table:
@@ -720,6 +724,10 @@ def hetzner_servers_have_keys(
     if resource_type != SERVER or props.get("sshKeys"):
         return []
     return ["no sshKeys: Hetzner would mail a root password for this server"]
+
+
+# The scaler VM's role label (components/cloud/hetzner/stack.py).
+SCALER_ROLE: Final = "scaler"
 
 
 RULES: Final[dict[str, Rule]] = {

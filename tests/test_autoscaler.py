@@ -1,6 +1,6 @@
-"""The Hetzner autoscaler against a local stand-in of the Hetzner Cloud API (tests/hcloud_api.py),
-driven through the official `hcloud` library pointed at it, with bridges whose stress the
-test changes over time."""
+"""The Hetzner autoscaler against a local stand-in of the Hetzner Cloud API
+(components/twin/hcloud_api.py), driven through the official `hcloud` library pointed at it,
+with bridges whose stress the test changes over time."""
 
 from __future__ import annotations
 
@@ -17,22 +17,41 @@ import hcloud._client
 import pytest
 
 from components.agents import hetzner_autoscaler as scaler
-from tests.hcloud_api import HcloudApi, serving
+from components.model.credentials import Credentials
+from components.model.planner import plan
+from components.model.project import Cloud
+from components.model.settings import load_stack_file
+from components.rendering.bridge_files import bridge_bundle
+from components.rendering.engine import RenderedFile
+from components.rendering.scaler_files import (
+    BRIDGE_FILES,
+    BRIDGE_TEMPLATE,
+    TOKEN_NAME,
+    scaler_bundle,
+)
+from components.rendering.secrets_delivery import SECRETS_FILE
+from components.rendering.userdata import USER_DATA_CAPS, user_data_bytes
+from components.twin.hcloud_api import HcloudApi, serving
+from tests.conftest import ROOT
 
 LABELS = {"jitsi-xxl/stack": "summit", "jitsi-xxl/role": "jvb"}
 SELECTOR = "jitsi-xxl/role=jvb,jitsi-xxl/stack=summit"
+NETWORK = {"jitsi-xxl/stack": "summit", "jitsi-xxl/role": "network"}
+ACCESS = {"jitsi-xxl/stack": "summit", "jitsi-xxl/role": "access"}
 LATER = 3600.0  # seconds after the servers were made: past every warmup
 
 
 def config(tmp_path: Path, api: HcloudApi, **values: Any) -> scaler.Config:
     (tmp_path / "secrets.env").write_text("JVB_PASSWORD=x\nHETZNER_API_TOKEN=stand-in-token\n")
-    (tmp_path / "user-data").write_text("#cloud-config\n{}\n")
     base: dict[str, Any] = {
         "secrets_file": str(tmp_path / "secrets.env"), "token_name": "HETZNER_API_TOKEN",
         "api_endpoint": api.url, "selector": SELECTOR,
         "labels": LABELS, "name_prefix": "summit-jvb", "server_type": "ccx33",
-        "image": "debian-13", "location": "fsn1", "network_id": 4711, "ssh_keys": ["77"],
-        "user_data_file": str(tmp_path / "user-data"), "min": 2, "max": 8,
+        "image": "debian-13", "location": "fsn1",
+        "network_selector": "jitsi-xxl/role=network,jitsi-xxl/stack=summit",
+        "ssh_key_selector": "jitsi-xxl/role=access,jitsi-xxl/stack=summit",
+        "ssh_key_names": ["ops"], "bridge_template": str(tmp_path / "template.json"),
+        "min": 2, "max": 8,
         "scale_up_above": 0.3, "scale_down_below": 0.1, "up_cooldown_seconds": 300,
         "down_cooldown_seconds": 600, "max_step_up": 2, "max_step_down": 1,
         "warmup_seconds": 300, "graceful_shutdown_max_seconds": 3600, "stats_port": 8081,
@@ -47,7 +66,11 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[HcloudApi]:
     monkeypatch.setattr(
         hcloud._client, "exponential_backoff_function", lambda **_: lambda retries: 0.001
     )
-    with serving(HcloudApi()) as stand_in:
+    # the stand-in refuses requests without the token the autoscaler read from its secrets
+    with serving(HcloudApi(token="stand-in-token")) as stand_in:
+        stand_in.add_network(4711, NETWORK)
+        stand_in.add_network(4712, {**NETWORK, "jitsi-xxl/stack": "other"})
+        stand_in.add_ssh_key(77, "summit-generated", ACCESS)
         yield stand_in
 
 
@@ -93,7 +116,8 @@ def test_scale_out_under_load(tmp_path: Path, api: HcloudApi) -> None:
     for s in made:
         assert s["labels"] == LABELS
         assert s["networks"] == [4711]
-        assert s["ssh_keys"] == [77]
+        # by label at run time: the stack's network, the project's named key and ours
+        assert s["ssh_keys"] == ["ops", 77]
         assert s["user_data"].startswith("#cloud-config")
         assert s["placement_group"] is not None
     # still loaded a minute later: the cooldown holds
@@ -216,8 +240,10 @@ def test_a_restart_mid_action_makes_nothing_twice(tmp_path: Path, api: HcloudApi
     original = api.handle
     answered: list[int] = []
 
-    def lose_second_create(method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
-        status, answer = original(method, path, body)
+    def lose_second_create(
+        method: str, path: str, body: dict[str, Any], authorization: str = ""
+    ) -> tuple[int, Any]:
+        status, answer = original(method, path, body, authorization)
         if method == "POST" and path.startswith("/v1/servers") and "name" in body:
             answered.append(status)
             if len(answered) == 2:
@@ -331,23 +357,49 @@ def test_a_destroy_leaves_no_labelled_server(api: HcloudApi) -> None:
     assert api.groups == {}
 
 
-def test_the_bridges_user_data_gets_its_secrets_on_the_vm() -> None:
-    """Rendered with placeholders (no second copy of the bridge password in the signaling VM's
-    user data), filled from the VM's secrets: the same files as a render with the values."""
-    from components.model.credentials import Credentials
-    from components.model.planner import plan
-    from components.model.settings import parse_settings
-    from components.rendering.bridge_files import bridge_bundle
-    from tests.test_userdata import unpack
+def unpacked(files: tuple[RenderedFile, ...], root: Path) -> dict[str, Any]:
+    """The scaler VM's files written under `root`; its bridge template, pointing there."""
+    for f in files:
+        target = root / f.path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(f.content)
+    template: dict[str, Any] = json.loads((root / BRIDGE_TEMPLATE.lstrip("/")).read_text())
+    return {**template, "files_dir": str(root) + template["files_dir"]}
 
-    settings = parse_settings({"cloud": "hetzner", "domain": "live.example.org",
-                               "tls": {"mode": "self-signed"}})  # fmt: skip
+
+@pytest.mark.parametrize("stack", ["hetzner-10k", "trial"])
+def test_bridges_made_on_the_vm_get_exactly_the_rendered_user_data(
+    stack: str, tmp_path: Path
+) -> None:
+    """The scaler VM carries the bridges' files with placeholders (no second copy of their
+    password in its archive beside its own secrets.env); the autoscaler fills and packs them.
+    The result is byte for byte the bridges' render with the values."""
+    settings = load_stack_file(ROOT / "stacks" / f"Pulumi.{stack}.yaml").settings
     the_plan = plan(settings)
     creds = Credentials.throwaway()
-    template = bridge_bundle(settings, the_plan, Credentials.placeholders()).user_data
-    assert creds.jvb_password not in template
-    filled = scaler.fill_user_data(template, creds.env(("jvb_password",)))
-    want = bridge_bundle(settings, the_plan, creds).user_data
-    assert unpack(filled) == unpack(want)
+    vm = scaler_bundle(settings, the_plan, creds, api_token="a" * 64)
+    template = unpacked(vm.files, tmp_path)
+    carried = "\n".join(f.content for f in vm.files if f.path.startswith(BRIDGE_FILES))
+    assert creds.jvb_password not in carried
+    values = scaler.read_secrets(tmp_path / SECRETS_FILE.lstrip("/"))
+    assert values[TOKEN_NAME] == "a" * 64
+    made = scaler.bridge_user_data(template, values)
+    assert made == bridge_bundle(settings, the_plan, creds).user_data
     with pytest.raises(ValueError, match="no value for the bridges' JVB_PASSWORD"):
-        scaler.fill_user_data(template, {})
+        scaler.bridge_user_data(template, {})
+
+
+def test_the_scaler_vm_has_room_left_under_the_cap() -> None:
+    """Its own 32 KiB: the template and the autoscaler with a third of the cap to spare,
+    whatever the number of visitor nodes (the bridges do not depend on it)."""
+    for stack in ("hetzner-10k", "trial"):
+        settings = load_stack_file(ROOT / "stacks" / f"Pulumi.{stack}.yaml").settings
+        vm = scaler_bundle(settings, plan(settings), Credentials.throwaway(), api_token="a" * 64)
+        size = len(user_data_bytes(vm.user_data, Cloud.hetzner))
+        assert size <= USER_DATA_CAPS[Cloud.hetzner] * 2 // 3, size
+
+
+def test_without_a_token_the_vm_carries_none() -> None:
+    settings = load_stack_file(ROOT / "stacks" / "Pulumi.trial.yaml").settings
+    vm = scaler_bundle(settings, plan(settings), Credentials.throwaway())
+    assert TOKEN_NAME not in vm.file(SECRETS_FILE).content

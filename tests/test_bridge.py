@@ -40,6 +40,7 @@ from components.model.credentials import Credentials
 from components.model.planner import bridge_server_id, colibri_ws_route, plan
 from components.model.settings import StackFile, load_stack_file, parse_settings
 from components.rendering.bridge_files import IDENTITY_FILE, agent_config, bridge_bundle
+from components.rendering.userdata import empty_python_docs
 from tests.conftest import ROOT, example_stacks, require_tool
 from tests.hocon_oracle import known_keys, leaf_paths
 
@@ -185,7 +186,8 @@ def test_cloud_init_schema_and_caps(stack: StackFile, tmp_path: Path) -> None:
 
 def test_agent_is_shipped_as_it_is(stack: StackFile) -> None:
     shipped = bridge(stack).file("/usr/local/lib/jitsi-xxl/bridge_agent.py").content
-    assert shipped == Path(agent.__file__).read_text()
+    # as it is, but for its docstrings and comments (userdata.empty_python_docs)
+    assert shipped == empty_python_docs(Path(agent.__file__).read_text())
     config = json.loads(bridge(stack).file("/etc/jitsi/xxl/agent.json").content)
     assert config == agent_config(stack.settings)
     assert agent.Config(**config).graceful_shutdown_max_seconds == (

@@ -22,13 +22,14 @@ import slixmpp
 from components.model.ports import BRIDGE_STATS_PORT
 from components.model.project import Cloud
 from components.model.settings import Settings, load_stack_file
+from components.model.xmpp import names
 from components.rendering.bridge_files import (
     DRAIN_STOP_MARGIN_SECONDS,
     IDENTITY_FILE,
     STRESS_METRIC,
     STRESS_NAMESPACE,
 )
-from components.rendering.signaling_files import LOOPBACK, names
+from components.rendering.signaling_files import LOOPBACK
 from components.twin import bridges, rig
 from components.twin.cloud_stub import Call
 from tests.conftest import ROOT, require_twin

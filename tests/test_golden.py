@@ -13,9 +13,12 @@ from pathlib import Path
 import pytest
 
 from components.model.credentials import Credentials
+from components.model.project import Cloud
 from components.model.settings import StackFile
 from components.offline import cli
 from components.rendering.bridge_files import bridge_bundle
+from components.rendering.scaler_files import BRIDGE_FILES, scaler_bundle
+from components.rendering.scaler_files import PATH as SCALER_PATH
 from components.rendering.signaling_files import XXL_PLUGINS
 from tests.conftest import render_stack
 
@@ -40,6 +43,15 @@ def rendered(stack: StackFile) -> dict[str, str]:
         # the agent is shipped as it is; its source is under test in its own right
         if not f.path.endswith("bridge_agent.py")
     }
+    if stack.settings.cloud is Cloud.hetzner:
+        scaler = scaler_bundle(stack.settings, the_plan, Credentials.placeholders())
+        out["scaler/cloud-init.yaml"] = scaler.user_data
+        out |= {
+            f"scaler/rootfs{f.path}": f.content
+            for f in scaler.files
+            # the autoscaler is shipped as it is; the bridges' files are the jvb goldens
+            if not (f.path == SCALER_PATH or f.path.startswith(BRIDGE_FILES + "/"))
+        }
     out["outputs/s2s.cfg.lua"] = bundle.s2s_config
     out["outputs/jicofo-visitors.conf"] = bundle.jicofo_visitors_config
     return out

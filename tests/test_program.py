@@ -23,10 +23,12 @@ import yaml
 from components.cloud import deployment
 from components.cloud.firewall import ANYWHERE
 from components.cloud.outputs import ALL_OUTPUTS, SECRET_OUTPUTS
+from components.model import naming
 from components.model.credentials import Credentials
 from components.model.planner import plan
 from components.model.settings import load_stack_file
 from components.offline.mocks import (
+    OFFLINE_API_TOKEN,
     OfflineMocks,
     OfflineRun,
     Registered,
@@ -35,6 +37,7 @@ from components.offline.mocks import (
     stack_config,
 )
 from components.rendering.bridge_files import bridge_bundle
+from components.rendering.scaler_files import scaler_bundle
 from components.rendering.signaling_files import signaling_bundle
 from tests.conftest import ROOT
 
@@ -84,12 +87,14 @@ EXPECTED_COUNTS: dict[str, dict[str, int]] = {
         "random:index/randomPassword:RandomPassword": 5,
     },
     "hetzner-10k": {
-        "hcloud:index/firewall:Firewall": 2,
+        "hcloud:index/firewall:Firewall": 3,  # signaling, bridges (by label), scaler
         "hcloud:index/network:Network": 1,
         "hcloud:index/networkSubnet:NetworkSubnet": 1,
-        "hcloud:index/placementGroup:PlacementGroup": 6,
         "hcloud:index/primaryIp:PrimaryIp": 1,
-        "hcloud:index/server:Server": 52,  # the signaling server and 51 bridges
+        # the signaling and scaler VMs: the bridges are the autoscaler's
+        "hcloud:index/server:Server": 2,
+        "jitsi-xxl:scaler:HetznerScaler": 1,
+        "pulumi-python:dynamic:Resource": 1,  # the pool's sweep
         "hcloud:index/sshKey:SshKey": 1,  # generated: the stacks name no key
         "jitsi-xxl:access:RootKeys": 1,
         "jitsi-xxl:bridges:HetznerBridgePool": 1,
@@ -100,12 +105,13 @@ EXPECTED_COUNTS: dict[str, dict[str, int]] = {
         "tls:index/privateKey:PrivateKey": 1,
     },
     "trial": {
-        "hcloud:index/firewall:Firewall": 2,
+        "hcloud:index/firewall:Firewall": 3,
         "hcloud:index/network:Network": 1,
         "hcloud:index/networkSubnet:NetworkSubnet": 1,
-        "hcloud:index/placementGroup:PlacementGroup": 1,
         "hcloud:index/primaryIp:PrimaryIp": 1,
-        "hcloud:index/server:Server": 3,
+        "hcloud:index/server:Server": 2,
+        "jitsi-xxl:scaler:HetznerScaler": 1,
+        "pulumi-python:dynamic:Resource": 1,
         "hcloud:index/sshKey:SshKey": 1,  # generated: the stacks name no key
         "jitsi-xxl:access:RootKeys": 1,
         "jitsi-xxl:bridges:HetznerBridgePool": 1,
@@ -263,10 +269,14 @@ def test_user_data_is_the_render_and_secret(name: str) -> None:
         vm = next(s for s in servers if s.name.endswith("-signaling-vm"))
         assert vm.inputs["userData"] == signaling
         assert "userData" in vm.secret_inputs
-        for s in servers:
-            if s is not vm:
-                assert s.inputs["userData"] == bridge
-                assert "userData" in s.secret_inputs
+        # the bridges are the autoscaler's: their user data is in the scaler VM's template
+        (scaler,) = [s for s in servers if s is not vm]
+        want = scaler_bundle(
+            settings, the_plan, creds, stack=name, api_token=OFFLINE_API_TOKEN
+        ).user_data
+        assert scaler.inputs["userData"] == want
+        assert "userData" in scaler.secret_inputs
+        assert bridge  # rendered all the same: `xxl render` and the goldens hold it
 
 
 @pytest.mark.parametrize("name", STACK_NAMES)
@@ -321,17 +331,24 @@ def test_event_window_schedules_and_cpu_fallback(monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.mark.parametrize("name", ["hetzner-10k", "trial"])
-def test_no_placement_group_over_ten(name: str) -> None:
+def test_hetzner_pool_is_the_autoscalers_and_swept_last(name: str) -> None:
+    """Pulumi makes no bridge; the sweep is ordered after the subnet (so it runs before the
+    network goes) and the scaler VM after the sweep (so a destroy stops the autoscaler first);
+    the scaler VM lets in nothing but SSH from the admin networks."""
     r = run(name)
-    groups = Counter(
-        s.inputs["placementGroupId"]
-        for s in of_type(r, "hcloud:index/server:Server")
-        if "placementGroupId" in s.inputs
-    )
-    assert groups
-    assert max(groups.values()) <= 10
-    bridges = [s for s in of_type(r, "hcloud:index/server:Server") if not s.name.endswith("-vm")]
-    assert all(s.inputs["shutdownBeforeDeletion"] is True for s in bridges)
+    servers = of_type(r, "hcloud:index/server:Server")
+    assert sorted(s.name.rsplit("-", 2)[-2] for s in servers) == ["scaler", "signaling"]
+    assert not of_type(r, "hcloud:index/placementGroup:PlacementGroup")
+    (sweep,) = of_type(r, "pulumi-python:dynamic:Resource")
+    (subnet,) = of_type(r, "hcloud:index/networkSubnet:NetworkSubnet")
+    (scaler,) = [s for s in servers if s.name.endswith("-scaler-vm")]
+    assert subnet.urn in sweep.dependencies
+    assert sweep.urn in scaler.dependencies
+    assert sweep.inputs["selector"] == naming.label_selector(name, "jvb")
+    firewalls = {f.name: f for f in of_type(r, "hcloud:index/firewall:Firewall")}
+    scaler_firewall = firewalls[f"{naming.resource_prefix(name)}-net-scaler"]
+    assert scaler_firewall.inputs.get("rules", []) == []  # the stacks name no admin network
+    assert scaler_firewall.urn in scaler.dependencies
 
 
 def test_dns_before_the_vm_boots() -> None:

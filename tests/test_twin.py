@@ -33,9 +33,10 @@ from components.model.ports import HTTPS_PORT, TURN_PORT
 from components.model.project import METADATA_ADDRESS
 from components.model.settings import Promotion, Settings, load_stack_file
 from components.model.tokens import HostToken
+from components.model.xmpp import names
 from components.offline.host_tokens import encode
 from components.rendering.secrets_delivery import GUARD_UNIT, SECRETS_FILE
-from components.rendering.signaling_files import LOOPBACK, names, turn_view
+from components.rendering.signaling_files import LOOPBACK, turn_view
 from components.rendering.userdata import ROOTFS_ARCHIVE
 from components.twin import container, rig
 from tests import turn_clients

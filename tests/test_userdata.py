@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import gzip
 import io
 import lzma
 import re
 import tarfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,10 +28,12 @@ from components.rendering.userdata import (
     USER_DATA_CAPS,
     UserDataTooLargeError,
     check_caps,
+    docstrings,
+    empty_python_docs,
     for_transport,
     user_data_bytes,
 )
-from tests.conftest import render_stack
+from tests.conftest import ROOT, render_stack
 
 
 def settings_for(nodes: int, cloud: str = "aws") -> Any:
@@ -122,3 +126,39 @@ def test_node_template_expands_to_every_node(cloud: str) -> None:
         expected = for_transport(RenderedFile(NODE_TEMPLATE, direct)).content
         assert expand_node(template, node) == expected, node.name
         assert bundle.vm.file(f"{node.config_dir}/prosody.cfg.lua").content == expected
+
+
+def _without_docstrings(source: str) -> str:
+    tree = ast.parse(source)
+    for doc in docstrings(tree):
+        doc.value = ast.Constant(value="")
+    return ast.dump(tree)
+
+
+@pytest.mark.parametrize("source", sorted((ROOT / "components" / "agents").glob("*.py")))
+def test_python_travels_as_the_same_program_with_the_same_lines(source: Path) -> None:
+    """The agents travel without docstrings and comments: the same syntax tree but for the
+    docstrings' text, every line where it was (a traceback on a VM cites the repository's)."""
+    text = source.read_text()
+    sent = empty_python_docs(text)
+    assert _without_docstrings(sent) == _without_docstrings(text)
+    assert len(sent.splitlines()) == len(text.splitlines())
+    assert len(sent) < len(text)
+    assert '"""' not in "".join(line for line in sent.splitlines() if line.strip() != '"""')
+    assert not [line for line in sent.splitlines()[1:] if line.lstrip().startswith("#")]
+
+
+def test_a_string_that_is_not_a_docstring_is_kept() -> None:
+    source = 'def f():\n    """Doc."""\n    x = "kept"  # why\n    return x\n'
+    sent = empty_python_docs(source)
+    assert sent == 'def f():\n    ""\n    x = "kept"\n    return x\n'
+    assert _without_docstrings(sent) == _without_docstrings(source)
+
+
+def test_the_archive_is_one_plain_line_of_base64() -> None:
+    _, bundle = render_stack(settings_for(8))
+    doc = yaml.safe_load(bundle.user_data)
+    content = doc["write_files"][0]["content"]
+    assert "\n" not in content
+    assert lzma.decompress(base64.b64decode(content))
+    assert content in bundle.user_data  # a plain scalar: the marker's place, nothing else

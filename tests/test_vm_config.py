@@ -16,8 +16,9 @@ from components.model.admission import DEFAULT_NR_OPEN, Admission, admission
 from components.model.planner import MAX_NODES, Plan
 from components.model.planner import plan as plan_of
 from components.model.settings import MAX_PER_NODE, Settings, StackFile, parse_settings
+from components.model.xmpp import names
 from components.rendering.engine import RenderedFile
-from components.rendering.signaling_files import NODE_TEMPLATE, XXL_PLUGIN_SOURCES, names
+from components.rendering.signaling_files import NODE_TEMPLATE, XXL_PLUGIN_SOURCES
 from tests.conftest import UPSTREAM, render_stack
 
 PLUGINS = UPSTREAM / "jitsi-meet" / "resources" / "prosody-plugins"

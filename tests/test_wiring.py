@@ -45,7 +45,7 @@ FIREWALL: Final = "hcloud:index/firewall:Firewall"
 NETWORK: Final = "hcloud:index/network:Network"
 HC_SUBNET: Final = "hcloud:index/networkSubnet:NetworkSubnet"
 PRIMARY_IP: Final = "hcloud:index/primaryIp:PrimaryIp"
-PLACEMENT: Final = "hcloud:index/placementGroup:PlacementGroup"
+SWEEP: Final = "pulumi-python:dynamic:Resource"
 ZONE_RRSET: Final = "hcloud:index/zoneRrset:ZoneRrset"
 DNS_RECORDS: Final = (ROUTE53, ZONE_RRSET)
 STACK: Final = "pulumi:pulumi:Stack"
@@ -83,7 +83,7 @@ OWNER: Final = {
     ),
     **dict.fromkeys((NETWORK, HC_SUBNET, FIREWALL), "jitsi-xxl:network:HetznerNetwork"),
     PRIMARY_IP: "jitsi-xxl:signaling:HetznerSignaling",
-    PLACEMENT: "jitsi-xxl:bridges:HetznerBridgePool",
+    SWEEP: "jitsi-xxl:bridges:HetznerBridgePool",
     ROUTE53: "jitsi-xxl:dns:DnsRecord",
     ZONE_RRSET: "jitsi-xxl:dns:DnsRecord",
     "random:index/randomPassword:RandomPassword": "jitsi-xxl:secrets:StackSecrets",
@@ -99,6 +99,7 @@ OWNER: Final = {
             "jitsi-xxl:network:HetznerNetwork",
             "jitsi-xxl:signaling:HetznerSignaling",
             "jitsi-xxl:bridges:HetznerBridgePool",
+            "jitsi-xxl:scaler:HetznerScaler",
             "jitsi-xxl:secrets:StackSecrets",
             "jitsi-xxl:access:RootKeys",
         ),
@@ -330,10 +331,23 @@ def _selects(selector: str, labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, _, v in (t.partition("=") for t in selector.split(",")))
 
 
+def _sweeps(w: Wiring, selector: str, subnet: Registered, problems: Problems) -> list[Registered]:
+    """The sweep of the bridges' label, once, ordered after the subnet."""
+    sweeps = _of(w.resources, SWEEP)
+    if [x.inputs.get("selector") for x in sweeps] != [selector]:
+        problems.append(f"the sweeps {_names(sweeps)} do not sweep {selector} once")
+    for sweep in sweeps:
+        if subnet not in w.dependencies(sweep):
+            problems.append(f"{_label(sweep)}: does not wait for {_label(subnet)}")
+    return sweeps
+
+
 def hetzner_problems(resources: list[Registered]) -> Problems:
-    """The signaling server has the signaling firewall (by id) and not the bridges'; the
-    bridges' firewall selects every bridge by label; every server is on the network (by id)
-    and waits for its subnet; bridges sit in the pool's placement groups (by id)."""
+    """Two servers: the signaling VM (the primary IP) and the scaler VM. Each has its own
+    firewall (by id) and neither is selected by the bridges' firewall, which applies by the
+    label of the bridges the autoscaler makes; both are on the network (by id) and wait for
+    its subnet. The sweep of the bridges' label waits for the subnet (so it runs before the
+    network goes) and the scaler VM waits for the sweep (so a destroy stops it first)."""
     w = Wiring(resources)
     problems: Problems = []
     vm = signaling_server(w, problems)
@@ -346,25 +360,25 @@ def hetzner_problems(resources: list[Registered]) -> Problems:
         return [*problems, f"expected one firewall applied by label, found {len(by_selector)}"]
     bridges_fw = by_selector[0]
     selector = bridges_fw.inputs["applyTos"][0]["labelSelector"]
+    sweeps = _sweeps(w, selector, subnet, problems)
+    firewalls: list[Registered] = []
     for server in _of(resources, SERVER):
         nets = w.references(server, "networks")
         if nets != [network]:
             problems.append(f"{_label(server)}: networks {_names(nets)}")
         if subnet not in w.dependencies(server):
             problems.append(f"{_label(server)}: does not wait for {_label(subnet)}")
-        labels = server.inputs.get("labels", {})
-        if server is vm:
-            firewall = _single(w, server, "firewallIds", FIREWALL, problems)
-            if firewall is bridges_fw:
-                problems.append(f"{_label(server)}: has the bridges' firewall")
-            if _selects(selector, labels):
-                problems.append(f"{_label(server)}: selected by the bridges' firewall")
-            continue
-        if not _selects(selector, labels):
-            problems.append(f"{_label(server)}: not selected by {_label(bridges_fw)}")
-        if server.inputs.get("firewallIds"):
-            problems.append(f"{_label(server)}: has firewalls of its own")
-        _single(w, server, "placementGroupId", PLACEMENT, problems)
+        firewall = _single(w, server, "firewallIds", FIREWALL, problems)
+        if firewall is bridges_fw:
+            problems.append(f"{_label(server)}: has the bridges' firewall")
+        if firewall is not None:
+            if firewall in firewalls:
+                problems.append(f"{_label(server)}: shares {_label(firewall)}")
+            firewalls.append(firewall)
+        if _selects(selector, server.inputs.get("labels", {})):
+            problems.append(f"{_label(server)}: selected by the bridges' firewall")
+        if server is not vm and not any(x in w.dependencies(server) for x in sweeps):
+            problems.append(f"{_label(server)}: the scaler VM does not wait for the sweep")
     return problems
 
 
@@ -404,7 +418,7 @@ def expected_owner(w: Wiring, r: Registered) -> str | None:
         return OWNER[EIP] if aws else OWNER[PRIMARY_IP]
     if r.type == SERVER:
         vm = signaling_server(w, [])
-        return OWNER[PRIMARY_IP] if r is vm else OWNER[PLACEMENT]
+        return OWNER[PRIMARY_IP] if r is vm else "jitsi-xxl:scaler:HetznerScaler"
     users: list[Registered] = []
     if r.type == PROFILE:
         users = [
@@ -621,10 +635,17 @@ def _swap_signaling_firewall(w: Wiring) -> None:
     vm.inputs["firewallIds"] = [float(bridges_fw.id)]
 
 
-def _bridge_off_the_network(w: Wiring) -> None:
+def _scaler_off_the_network(w: Wiring) -> None:
     vm = signaling_server(w, [])
-    bridge = next(s for s in _of(w.resources, SERVER) if s is not vm)
-    bridge.inputs["networks"] = [{"networkId": float(_of(w.resources, FIREWALL)[0].id)}]
+    scaler = next(s for s in _of(w.resources, SERVER) if s is not vm)
+    scaler.inputs["networks"] = [{"networkId": float(_of(w.resources, FIREWALL)[0].id)}]
+
+
+def _scaler_before_the_sweep(w: Wiring) -> None:
+    vm = signaling_server(w, [])
+    scaler = next(s for s in _of(w.resources, SERVER) if s is not vm)
+    (sweep,) = _of(w.resources, SWEEP)
+    scaler.dependencies = scaler.dependencies - {sweep.urn}
 
 
 MUTATIONS: Final = [
@@ -641,7 +662,8 @@ MUTATIONS: Final = [
     ("aws-10k", _signaling_secrets_readable_by_bridges, "signaling-secrets: reads"),
     ("hetzner-10k", _reparent_vm_to_network, "parent is jitsi-xxl:network:HetznerNetwork"),
     ("hetzner-10k", _swap_signaling_firewall, "has the bridges' firewall"),
-    ("trial", _bridge_off_the_network, "networks ['hcloud:index/firewall:Firewall"),
+    ("trial", _scaler_off_the_network, "networks ['hcloud:index/firewall:Firewall"),
+    ("hetzner-10k", _scaler_before_the_sweep, "the scaler VM does not wait for the sweep"),
 ]
 
 

@@ -30,6 +30,7 @@ import io
 import json
 import lzma
 import math
+import os
 import re
 import sys
 import tarfile
@@ -38,7 +39,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -46,6 +47,9 @@ DRAINING_LABEL: Final = "jitsi-xxl/draining"
 # A shut-down bridge that is not off this long after its drain bound is deleted anyway.
 DRAIN_MARGIN_SECONDS: Final = 300
 STATS_TIMEOUT: Final = 3.0
+# Without a token it cannot act: it says so and exits with this status, which its unit does
+# not restart (a restart would not bring a token).
+NO_TOKEN_EXIT: Final = 2
 
 
 def log(message: str) -> None:
@@ -65,9 +69,11 @@ class Config:
     server_type: str
     image: str
     location: str
-    network_id: int
-    ssh_keys: list[str]
-    user_data_file: str
+    # found by label at run time: Pulumi made them after this file was rendered
+    network_selector: str
+    ssh_key_selector: str
+    ssh_key_names: list[str]  # keys the project had before the stack
+    bridge_template: str  # the bridges' cloud-config skeleton and files (see bridge_user_data)
     min: int
     max: int
     scale_up_above: float
@@ -88,6 +94,25 @@ class Config:
     @classmethod
     def load(cls, path: Path) -> Config:
         return cls(**json.loads(path.read_text()))
+
+    def policy(self) -> str:
+        window = (
+            f"; serving from {_utc(self.grow_at)} to {_utc(self.shrink_at)}, empty outside"
+            if self.grow_at is not None and self.shrink_at is not None
+            else ""
+        )
+        return (
+            f"pool {self.min}..{self.max} bridges; up above {self.scale_up_above} (at most "
+            f"{self.max_step_up} a step, {self.up_cooldown_seconds:.0f} s apart), down below "
+            f"{self.scale_down_below} (at most {self.max_step_down} a step, "
+            f"{self.down_cooldown_seconds:.0f} s apart, drained up to "
+            f"{self.graceful_shutdown_max_seconds:.0f} s); every {self.poll_seconds:.0f} s"
+            f"{window}"
+        )
+
+
+def _utc(epoch: float | None) -> str:
+    return datetime.fromtimestamp(epoch or 0, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- what is seen, and what to do -----------------------------------------------------------
@@ -277,16 +302,24 @@ class Pool:
         from hcloud.ssh_keys import SSHKey  # noqa: PLC0415
 
         names = free_names(self.cfg.name_prefix, (s.name for s in self._servers.values()), count)
+        networks = self.client.networks.get_all(label_selector=self.cfg.network_selector)
+        if len(networks) != 1:
+            raise LookupError(f"{len(networks)} networks match {self.cfg.network_selector}")
+        labelled = self.client.ssh_keys.get_all(label_selector=self.cfg.ssh_key_selector)
+        keys = [*(SSHKey(name=k) for k in self.cfg.ssh_key_names),
+                *(SSHKey(id=k.id) for k in labelled)]  # fmt: skip
+        if not keys:
+            # Hetzner would mail a root password instead: the stack always gives a key
+            raise LookupError(f"no SSH key matches {self.cfg.ssh_key_selector}")
         for name in names:
             group = self._placement_group()
-            keys = [SSHKey(id=int(k)) if k.isdigit() else SSHKey(name=k) for k in self.cfg.ssh_keys]
             try:
                 self.client.servers.create(
                     name=name,
                     server_type=ServerType(name=self.cfg.server_type),
                     image=Image(name=self.cfg.image),
                     location=Location(name=self.cfg.location),
-                    networks=[Network(id=self.cfg.network_id)],
+                    networks=[Network(id=networks[0].id)],
                     ssh_keys=keys,
                     user_data=self.user_data,
                     labels=dict(self.cfg.labels),
@@ -370,37 +403,47 @@ def read_secrets(path: Path) -> dict[str, str]:
     return {name.strip(): value.strip() for name, value in pairs}
 
 
-# The bridges' user data is rendered with placeholders where their secrets go (the signaling
-# VM's user data carries no second copy of them); they are filled here, from this VM's own
-# secrets, before a server is made.
+# The bridges' user data is made here from what the program rendered: the cloud-config with a
+# marker where the archive goes, and the archive's files, whose secrets.env holds placeholders
+# (the signaling VM's user data carries no second copy of the bridges' login). Its values come
+# from this VM's own secrets; the archive is packed as the program packs it (userdata.tar_xz),
+# so the result is byte for byte what the program would render with the values.
 _PLACEHOLDER: Final = re.compile(r"@@XXL_SECRET_([A-Z0-9_]+)@@")
-BRIDGE_SECRETS_MEMBER: Final = "etc/jitsi/xxl/secrets.env"
+BRIDGE_SECRETS_PATH: Final = "/etc/jitsi/xxl/secrets.env"
+ARCHIVE_MARKER: Final = "XXL-ARCHIVE-CONTENT"
+_XZ_FILTER: Final = {
+    "id": lzma.FILTER_LZMA2,
+    "preset": 9 | lzma.PRESET_EXTREME,
+    "dict_size": 1 << 20,
+}
 
 
-def fill_user_data(text: str, values: dict[str, str]) -> str:
-    """The bridge cloud-config with the placeholders of its archived secrets.env filled."""
-    import yaml  # noqa: PLC0415 - cloud-init's dependency, on every cloud image
-
-    doc = yaml.safe_load(text)
-    entry = doc["write_files"][0]
-    archive = io.BytesIO(lzma.decompress(base64.b64decode(entry["content"])))
-    out = io.BytesIO()
-    with (
-        tarfile.open(fileobj=archive) as source,
-        tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as target,
-    ):
-        for member in source.getmembers():
-            data = source.extractfile(member)
-            content = data.read() if data is not None else b""
-            if member.name == BRIDGE_SECRETS_MEMBER:
-                filled = _PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), content.decode())
-                if left := _PLACEHOLDER.findall(filled):
+def bridge_user_data(template: dict[str, Any], values: dict[str, str]) -> str:
+    """The bridges' cloud-config: `template`'s files (read from its `files_dir`), secrets
+    filled, packed into its skeleton."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for f in sorted(template["files"], key=lambda f: f["path"]):
+            content = Path(template["files_dir"] + f["path"]).read_text()
+            if f["path"] == BRIDGE_SECRETS_PATH:
+                content = _PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), content)
+                if left := _PLACEHOLDER.findall(content):
                     raise ValueError(f"no value for the bridges' {', '.join(sorted(left))}")
-                content = filled.encode()
-                member.size = len(content)
-            target.addfile(member, io.BytesIO(content))
-    entry["content"] = base64.encodebytes(lzma.compress(out.getvalue())).decode()
-    return "#cloud-config\n" + yaml.safe_dump(doc, sort_keys=False, width=1000)
+            data = content.encode()
+            info = tarfile.TarInfo(f["path"].lstrip("/"))
+            info.size, info.mode, info.mtime = len(data), f["mode"], 0
+            info.uid = info.gid = 0
+            info.uname, info.gname = "root", f["group"]
+            tar.addfile(info, io.BytesIO(data))
+    packed = lzma.compress(raw.getvalue(), format=lzma.FORMAT_XZ, filters=[_XZ_FILTER])
+    skeleton: str = template["cloud_config"]
+    if skeleton.count(ARCHIVE_MARKER) != 1:
+        raise ValueError("the bridge template's cloud-config has no single archive marker")
+    return skeleton.replace(ARCHIVE_MARKER, base64.b64encode(packed).decode())
+
+
+# The API's address from the environment, as Hetzner's own CLI reads it: for a stand-in.
+ENDPOINT_VARIABLE: Final = "HCLOUD_ENDPOINT"
 
 
 def client(cfg: Config) -> Any:
@@ -408,10 +451,11 @@ def client(cfg: Config) -> Any:
     token = read_secrets(Path(cfg.secrets_file)).get(cfg.token_name, "")
     if not token:
         log(f"no API token ({cfg.token_name} in {cfg.secrets_file}): refusing to act")
-        raise SystemExit(2)
+        raise SystemExit(NO_TOKEN_EXIT)
     from hcloud import Client  # noqa: PLC0415 - on the VM only
 
-    return Client(token=token, api_endpoint=cfg.api_endpoint, application_name="jitsi-xxl")
+    endpoint = os.environ.get(ENDPOINT_VARIABLE) or cfg.api_endpoint
+    return Client(token=token, api_endpoint=endpoint, application_name="jitsi-xxl")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -420,16 +464,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=("run", "once"))
     args = parser.parse_args(argv)
     cfg = Config.load(args.config)
+    template = json.loads(Path(cfg.bridge_template).read_text())
+    log(cfg.policy())
+    import hcloud  # noqa: PLC0415 - on the VM only
+
+    version = getattr(hcloud, "__version__", "unknown")
+    log(f"hcloud library {version}; bridges from {cfg.bridge_template}")
     hcloud_client = client(cfg)
-    user_data = fill_user_data(
-        Path(cfg.user_data_file).read_text(), read_secrets(Path(cfg.secrets_file))
-    )
+    user_data = bridge_user_data(template, read_secrets(Path(cfg.secrets_file)))
     pool = Pool(cfg, hcloud_client, user_data)
     state = State.load(Path(cfg.state_file))
-    log(
-        f"pool {cfg.min}..{cfg.max} bridges; up above {cfg.scale_up_above}, down below "
-        f"{cfg.scale_down_below}; every {cfg.poll_seconds:.0f} s"
-    )
     while True:
         step(pool, state, time.time())
         if args.command == "once":

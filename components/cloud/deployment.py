@@ -24,6 +24,8 @@ class Deployment:
     credentials: pulumi.Output[Credentials]  # secret; AWS keeps them in Parameter Store
     signaling_user_data: pulumi.Output[str]  # cloud-config text, secret
     bridge_user_data: pulumi.Output[str]  # cloud-config text, secret
+    # Hetzner: the scaler VM's (the autoscaler, its token and the bridges' template), secret
+    scaler_user_data: pulumi.Output[str] | None
     dns: DnsRecordArgs | None
     now: datetime  # when the program runs: which scheduled sizes are still to come
 

@@ -83,6 +83,12 @@ def bridge_rules(settings: Settings) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
+def scaler_rules(settings: Settings) -> tuple[Rule, ...]:
+    """Inbound to the Hetzner scaler VM: SSH from the admin networks, nothing else (it reads
+    the bridges over the private network and calls Hetzner's API itself)."""
+    return tuple(_ssh(settings))
+
+
 def _ssh(settings: Settings) -> list[Rule]:
     if not settings.admin_cidrs:
         return []

@@ -8,15 +8,16 @@ fails the deployment instead of being ignored.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from types import UnionType
-from typing import Any, get_args, get_origin
+from typing import Any, Final, get_args, get_origin
 
 import pulumi
 from pydantic import BaseModel
 
 from components.model.credentials import TlsMaterial
-from components.model.project import PROJECT
+from components.model.project import PROJECT, Cloud
 from components.model.settings import (
     ConfigError,
     Settings,
@@ -26,6 +27,8 @@ from components.model.settings import (
 )
 
 STACKS_DIR = Path(__file__).resolve().parents[2] / "stacks"
+# What Hetzner's console hands out.
+API_TOKEN: Final = re.compile(r"[A-Za-z0-9]{64}")
 
 
 def raw_project_config(config: pulumi.Config) -> dict[str, Any]:
@@ -81,3 +84,32 @@ def tls_material(settings: Settings) -> pulumi.Output[TlsMaterial | None]:
     return pulumi.Output.all(
         config.require_secret("tls_certificate"), config.require_secret("tls_private_key")
     ).apply(lambda pair: TlsMaterial(certificate=pair[0], private_key=pair[1]))
+
+
+# The autoscaler's Hetzner API token (Hetzner stacks): read and write on the stack's project.
+API_TOKEN_KEY: Final = "hetzner_api_token"  # noqa: S105 - the key's name
+
+
+def hetzner_api_token(settings: Settings) -> pulumi.Output[str] | None:
+    """The autoscaler's token, kept secret; required on Hetzner, where the bridges are its."""
+    if settings.cloud is not Cloud.hetzner:
+        return None
+    config = pulumi.Config(PROJECT)
+    token = config.get_secret(API_TOKEN_KEY)
+    if token is None:
+        raise pulumi.RunError(
+            f"{PROJECT}:{API_TOKEN_KEY}: required on Hetzner (the bridges' autoscaler acts "
+            f"with it); allowed: a read and write API token of the stack's project, set with "
+            f"`pulumi config set --secret {API_TOKEN_KEY} <token>`"
+        )
+    return token.apply(check_api_token)
+
+
+def check_api_token(token: str) -> str:
+    """The token as given, or an error naming the key (it never prints the value)."""
+    if not API_TOKEN.fullmatch(token):
+        raise pulumi.RunError(
+            f"{PROJECT}:{API_TOKEN_KEY}: not a Hetzner Cloud API token; allowed: the 64 "
+            "letters and digits the console shows once when the token is made"
+        )
+    return token

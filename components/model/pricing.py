@@ -55,6 +55,10 @@ HETZNER_TYPES: Final = {
     )
 }
 
+# The Hetzner scaler VM's: shared vCPUs suffice for a loop that polls every 30 s. A few
+# euros a month, left out of the hourly estimate.
+HETZNER_SCALER_TYPE: Final = "cx23"
+
 DEFAULT_SIGNALING = {"aws": "c6i.4xlarge", "hetzner": "ccx43"}
 DEFAULT_BRIDGE = {"aws": "c6i.2xlarge", "hetzner": "ccx33"}
 MIN_SIGNALING_VCPUS: Final = 16

@@ -686,7 +686,7 @@ def is_secure(value: object) -> bool:
 
 # Secret keys live beside the model, never in it: the model is plain data that may be
 # printed, and these reach the renderer as Pulumi secrets (or throwaway values offline).
-SECRET_KEYS: Final = frozenset({"tls_certificate", "tls_private_key"})
+SECRET_KEYS: Final = frozenset({"tls_certificate", "tls_private_key", "hetzner_api_token"})
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -37,6 +37,8 @@ from components.model.settings import (
 )
 from components.rendering.bridge_files import bridge_bundle
 from components.rendering.engine import RenderError
+from components.rendering.scaler_files import policy as scaler_policy
+from components.rendering.scaler_files import scaler_bundle
 from components.rendering.signaling_files import SignalingBundle, signaling_bundle
 from components.rendering.userdata import (
     USER_DATA_CAPS,
@@ -51,7 +53,7 @@ EXIT_REFUSED: Final = 3
 # Written into every folder `xxl render` fills: only such a folder is rendered into again.
 RENDER_MARKER: Final = ".xxl-render"
 # The subfolders a render replaces inside its folder.
-RENDER_SUBFOLDERS: Final = ("signaling", "jvb", "outputs")
+RENDER_SUBFOLDERS: Final = ("signaling", "jvb", "scaler", "outputs")
 THROWAWAY_NOTE: Final = (
     "note: offline render: the passwords in these files are throwaway values made for this "
     "run; `pulumi up` uses generated, secret ones"
@@ -82,10 +84,9 @@ def _sizes(user_data: str, cloud: Cloud) -> dict[str, int]:
     }
 
 
-def plan_document(
-    stack: StackFile, the_plan: Plan, signaling_user_data: str, bridge_user_data: str
-) -> dict[str, Any]:
-    """The plan as plain data (plan.json); holds no secrets."""
+def plan_document(stack: StackFile, the_plan: Plan, user_data: Mapping[str, str]) -> dict[str, Any]:
+    """The plan as plain data (plan.json); holds no secrets. `user_data`: each VM's
+    cloud-config text (`signaling`, `bridge`, and on Hetzner `scaler`)."""
     cloud = stack.settings.cloud
     event = stack.settings.event
     return {
@@ -131,6 +132,12 @@ def plan_document(
                 for a in scheduled_sizes(the_plan.bridges, event.window() if event else None)
                 if cloud is Cloud.aws
             ],
+            # Hetzner: what the autoscaler on the scaler VM does
+            **(
+                {"autoscaler": scaler_policy(stack.settings, the_plan)}
+                if cloud is Cloud.hetzner
+                else {}
+            ),
         },
         "capacity": {
             "viewers": the_plan.capacity.viewers,
@@ -144,10 +151,30 @@ def plan_document(
             "subnets": list(the_plan.network.subnets),
             "signaling_private_ip": the_plan.network.signaling_private_ip,
         },
-        "user_data": _sizes(signaling_user_data, cloud),
-        "bridge_user_data": _sizes(bridge_user_data, cloud),
+        "user_data": _sizes(user_data["signaling"], cloud),
+        "bridge_user_data": _sizes(user_data["bridge"], cloud),
+        **(
+            {"scaler_user_data": _sizes(user_data["scaler"], cloud)}
+            if "scaler" in user_data
+            else {}
+        ),
         "warnings": list(the_plan.warnings),
     }
+
+
+def _policy_text(p: dict[str, Any]) -> str:
+    serving = p["serving"]
+    window = (
+        f"; serving {serving['from']} to {serving['until']}, empty outside"
+        if isinstance(serving, dict)
+        else ""
+    )
+    return (
+        f"{p['scaler']}: {p['min']}..{p['max']} bridges on {p['signal']}; up above "
+        f"{p['scale_up_above']} ({p['max_step_up']} a step at most), down below "
+        f"{p['scale_down_below']} ({p['max_step_down']} a step, drained up to "
+        f"{p['drain_max_minutes']} min){window}"
+    )
 
 
 def plan_text(doc: dict[str, Any]) -> str:
@@ -168,6 +195,7 @@ def plan_text(doc: dict[str, Any]) -> str:
         f"opens every node after {v['max_visitors_per_node']:,} each",
         f"  bridges        {b['needed']} needed at {b['participants_per_bridge']} per bridge; "
         f"pool min {b['min']} / desired {b['desired']} / max {b['max']}",
+        *([f"  pool policy    {_policy_text(b['autoscaler'])}"] if "autoscaler" in b else []),
         *(
             [
                 "  pool schedule  "
@@ -185,7 +213,12 @@ def plan_text(doc: dict[str, Any]) -> str:
         f"  network        {n['cidr']}; subnets {', '.join(n['subnets'])}; "
         f"signaling {n['signaling_private_ip']}",
         f"  user data      signaling {u['sent_bytes']:,} bytes sent of {u['cap_bytes']:,} "
-        f"allowed ({u['text_bytes']:,} as text); bridge {doc['bridge_user_data']['sent_bytes']:,}",
+        f"allowed ({u['text_bytes']:,} as text); bridge {doc['bridge_user_data']['sent_bytes']:,}"
+        + (
+            f"; scaler {doc['scaler_user_data']['sent_bytes']:,}"
+            if "scaler_user_data" in doc
+            else ""
+        ),
         "",
         "  node  domain           c2s    s2s    http",
     ]
@@ -197,7 +230,7 @@ def plan_text(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _bundle(stack: StackFile) -> tuple[Plan, SignalingBundle, VmBundle]:
+def _bundle(stack: StackFile) -> tuple[Plan, SignalingBundle, VmBundle, VmBundle | None]:
     the_plan = plan(stack.settings)
     tls = (
         _throwaway_tls(stack.settings.domain)
@@ -205,10 +238,17 @@ def _bundle(stack: StackFile) -> tuple[Plan, SignalingBundle, VmBundle]:
         else None
     )
     creds = Credentials.throwaway()
+    # Hetzner's scaler VM, without an API token: offline renders act on no project
+    scaler = (
+        scaler_bundle(stack.settings, the_plan, creds)
+        if stack.settings.cloud is Cloud.hetzner
+        else None
+    )
     return (
         the_plan,
         signaling_bundle(stack.settings, the_plan, creds, tls),
         bridge_bundle(stack.settings, the_plan, creds),
+        scaler,
     )
 
 
@@ -249,28 +289,35 @@ def check_out(out: Path) -> None:
 def cmd_render(stack_path: Path, out: Path) -> int:
     stack = load_stack_file(stack_path)
     check_out(out)
-    the_plan, bundle, bridge = _bundle(stack)
-    doc = plan_document(stack, the_plan, bundle.user_data, bridge.user_data)
+    the_plan, bundle, bridge, scaler = _bundle(stack)
+    texts = {"signaling": bundle.user_data, "bridge": bridge.user_data}
+    doc = plan_document(stack, the_plan, texts | ({"scaler": scaler.user_data} if scaler else {}))
     # Everything is rendered before anything is written; only our own subfolders are replaced.
     try:
         _write(out / RENDER_MARKER, "written by `xxl render`; it may render here again\n")
-        _write_render(out, stack, bundle, bridge, doc)
+        _write_render(out, stack, bundle, {"jvb": bridge, "scaler": scaler}, doc)
     except OSError as exc:
         raise UsageError([f"--out {out}: cannot write ({exc})"]) from None
     print(THROWAWAY_NOTE, file=sys.stderr)
+    scaler_note = f" and {len(scaler.files)} scaler VM" if scaler else ""
     print(
-        f"rendered {len(bundle.files)} signaling and {len(bridge.files)} bridge files "
-        f"for stack {stack.name} into {out}"
+        f"rendered {len(bundle.files)} signaling, {len(bridge.files)} bridge{scaler_note} "
+        f"files for stack {stack.name} into {out}"
     )
     return 0
 
 
 def _write_render(
-    out: Path, stack: StackFile, bundle: SignalingBundle, bridge: VmBundle, doc: dict[str, Any]
+    out: Path,
+    stack: StackFile,
+    bundle: SignalingBundle,
+    others: Mapping[str, VmBundle | None],
+    doc: dict[str, Any],
 ) -> None:
     for sub in RENDER_SUBFOLDERS:
         shutil.rmtree(out / sub, ignore_errors=True)
-    for sub, vm in (("signaling", bundle.vm), ("jvb", bridge)):
+    vms = {"signaling": bundle.vm, **{k: v for k, v in others.items() if v is not None}}
+    for sub, vm in vms.items():
         _write(out / sub / "cloud-init.yaml", vm.user_data)
         if stack.settings.cloud is Cloud.aws:
             sent = out / sub / "cloud-init.yaml.gz"
@@ -312,8 +359,12 @@ def cmd_plan(stack_path: Path, fmt: str) -> int:
         stand_ins = {"tls_certificate": tls.certificate, "tls_private_key": tls.private_key}
     with _program_reads(stack_path):
         run = run_program(stack_config(stack.document, stand_ins), stack.name)
-    signaling_text, bridge_text = plan_report.user_data(run)
-    topology = plan_document(stack, plan(stack.settings), signaling_text, bridge_text)
+    texts = plan_report.user_data(run)
+    the_plan = plan(stack.settings)
+    if "bridge" not in texts:
+        # Hetzner: the autoscaler packs the bridges' render on the scaler VM; its size is this
+        texts["bridge"] = bridge_bundle(stack.settings, the_plan, Credentials.throwaway()).user_data
+    topology = plan_document(stack, the_plan, texts)
     doc = plan_report.document(topology, run)
     if fmt == "json":
         sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")

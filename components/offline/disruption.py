@@ -8,8 +8,11 @@ end) three things would cut viewers off, and `xxl event up` refuses them unless 
   connected to that one VM; a new one also needs a new certificate), or changing the VM in
   a way the cloud applies by stopping it (machine type, user data, image);
 - replacing or deleting the bridge pool, or rolling its bridges onto a new template (each
-  drains, then drops who is left);
-- replacing a bridge server (Hetzner: user data is fixed at creation).
+  drains, then drops who is left); on Hetzner, deleting or replacing the pool's sweep (its
+  delete removes every bridge).
+
+Replacing Hetzner's scaler VM is not among them: it holds no session, and its autoscaler
+picks the pool up where the old one left it (servers, drains and names are in the API).
 
 Each refusal names the resource, what in it would change, and the settings changed since
 the last deployment that lead there (found by rendering the VMs with one change at a time).
@@ -36,7 +39,7 @@ GONE_OPS: Final = frozenset(
 )
 # Components whose resources an event cannot lose (their type appears in a child's URN):
 # everything of the signaling VM's; of the network, what carries traffic (a replaced rule is
-# made before the old one goes); of the pool, the group, its drain hook and the servers.
+# made before the old one goes); of the pool, the group, its drain hook and Hetzner's sweep.
 SIGNALING_COMPONENTS: Final = ("jitsi-xxl:signaling:",)
 NETWORK_COMPONENTS: Final = ("jitsi-xxl:network:",)
 BRIDGE_COMPONENTS: Final = ("jitsi-xxl:bridges:",)
@@ -57,7 +60,7 @@ BRIDGE_TYPES: Final = frozenset(
     {
         "aws:autoscaling/group:Group",
         "aws:autoscaling/lifecycleHook:LifecycleHook",
-        "hcloud:index/server:Server",
+        "pulumi-python:dynamic:Resource",  # Hetzner's sweep
     }
 )
 # Properties of the VMs the clouds change only with the VM stopped (EC2: instance type and
@@ -103,7 +106,7 @@ class Disruption:
     vm: str  # SIGNALING or BRIDGES
 
 
-def disruption(step: Step) -> Disruption | None:  # noqa: PLR0911 - one answer per case
+def disruption(step: Step) -> Disruption | None:
     """The harm `step` would do to a running event, or None."""
     signaling = step.under(SIGNALING_COMPONENTS) or (
         step.under(NETWORK_COMPONENTS) and step.type in NETWORK_TYPES
@@ -114,9 +117,6 @@ def disruption(step: Step) -> Disruption | None:  # noqa: PLR0911 - one answer p
     vm = SIGNALING if signaling else BRIDGES
     keys = step.replace_keys or step.diffs
     if step.op in GONE_OPS:
-        if bridges and step.op == "delete" and step.type == "hcloud:index/server:Server":
-            # scale-in of a fixed pool: the server drains while it shuts down
-            return None
         verb = "deleted" if step.op.startswith("delete") or step.op == "discard" else "replaced"
         return Disruption(step, f"would be {verb}", keys, vm)
     if step.op != "update":

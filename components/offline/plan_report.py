@@ -51,18 +51,22 @@ def _properties(r: Registered) -> dict[str, Any]:
     }
 
 
-def user_data(run: OfflineRun) -> tuple[str, str]:
-    """The signaling VM's and the bridges' cloud-config text, as the program passed them."""
+def user_data(run: OfflineRun) -> dict[str, str]:
+    """The cloud-config text the program passed each VM: `signaling`, and `bridge` (AWS's
+    launch template) or `scaler` (Hetzner's scaler VM, which makes the bridges' own)."""
     by_type = {r.type: r for r in run.resources}
     if "aws:ec2/instance:Instance" in by_type:
         # AWS gets the text gzip-compressed and base64-encoded
         instance = by_type["aws:ec2/instance:Instance"].inputs["userDataBase64"]
         template = by_type["aws:ec2/launchTemplate:LaunchTemplate"].inputs["userData"]
-        return user_data_from_aws_base64(instance), user_data_from_aws_base64(template)
+        return {
+            "signaling": user_data_from_aws_base64(instance),
+            "bridge": user_data_from_aws_base64(template),
+        }
     servers = [r for r in run.resources if r.type == "hcloud:index/server:Server"]
     signaling = next(r for r in servers if r.name.endswith("-signaling-vm"))
-    bridge = next(r for r in servers if r is not signaling)
-    return signaling.inputs["userData"], bridge.inputs["userData"]
+    scaler = next(r for r in servers if r.name.endswith("-scaler-vm"))
+    return {"signaling": signaling.inputs["userData"], "scaler": scaler.inputs["userData"]}
 
 
 def outputs(run: OfflineRun) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from components.model.ports import (
 )
 from components.model.project import METADATA_ADDRESS, Cloud
 from components.model.settings import Settings
+from components.model.xmpp import names
 from components.rendering.engine import FileSpec, RenderedFile, render, render_specs
 from components.rendering.package_sources import BRIDGE_UPSTREAM, PackageSources
 from components.rendering.secrets_delivery import (
@@ -29,7 +30,6 @@ from components.rendering.secrets_delivery import (
     carried_files,
     delivery,
 )
-from components.rendering.signaling_files import names
 from components.rendering.userdata import READY_REPORT, VmBundle, vm_bundle
 
 AGENT_SOURCE: Final = Path(__file__).resolve().parents[1] / "agents" / "bridge_agent.py"
@@ -173,4 +173,6 @@ def bridge_bundle(
         *carried_files(how, creds, BRIDGE_SECRETS),
     )
     ctx |= how.context(rootfs)
-    return vm_bundle(rootfs, lambda extra: render(_BOOTSTRAP_TEMPLATE, {**ctx, **extra}))
+    return vm_bundle(
+        settings.cloud, rootfs, lambda extra: render(_BOOTSTRAP_TEMPLATE, {**ctx, **extra})
+    )

@@ -13,6 +13,7 @@ them from `/etc/jitsi/xxl/secrets.env`. Where that file comes from is decided he
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -73,15 +74,18 @@ def placeholder_files(files: tuple[RenderedFile, ...]) -> list[str]:
 
 
 def carried_files(
-    d: SecretsDelivery, creds: Credentials, fields: tuple[str, ...]
+    d: SecretsDelivery,
+    creds: Credentials,
+    fields: tuple[str, ...],
+    extra: Mapping[str, str] | None = None,
 ) -> tuple[RenderedFile, ...]:
-    """What the user data carries for the secrets: nothing on AWS; on Hetzner secrets.env, and
-    the guard that keeps everyone but root away from the metadata service (which would hand
-    out the same user data)."""
+    """What the user data carries for the secrets: nothing on AWS; on Hetzner secrets.env
+    (`creds`' `fields`, then `extra` by variable name), and the guard that keeps everyone but
+    root away from the metadata service (which would hand out the same user data)."""
     if d.source is SecretsSource.ssm:
         return ()
     guard = render_specs(GUARD_SPECS, {"metadata_address": METADATA_ADDRESS}, "")
-    env = creds.env(fields)
+    env = {**creds.env(fields), **(extra or {})}
     for name, value in env.items():
         # sourced by bash unquoted: only values that need no quoting may pass
         if not (VALUE.fullmatch(value) or PLACEHOLDER.fullmatch(value)):

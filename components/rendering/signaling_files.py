@@ -45,6 +45,7 @@ from components.model.turn import (
     public_address,
     relay_limits,
 )
+from components.model.xmpp import names
 from components.rendering.engine import FileSpec, RenderedFile, render, render_specs
 from components.rendering.package_sources import UPSTREAM, PackageSources
 from components.rendering.secrets_delivery import (
@@ -87,32 +88,6 @@ class Layout:
 
     def path(self, absolute: str) -> str:
         return self.root + absolute
-
-
-def names(domain: str) -> dict[str, str]:
-    auth = f"auth.{domain}"
-    vnode_auth = f"auth.{VISITOR_DOMAIN_SUFFIX}"
-    return {
-        "domain": domain,
-        "auth_domain": auth,
-        "muc": f"conference.{domain}",
-        "internal_muc": f"internal.{auth}",
-        "brewery_jid": f"jvbbrewery@internal.{auth}",
-        "focus_jid": f"focus@{auth}",
-        "jvb_jid": f"jvb@{auth}",
-        "focus_component": f"focus.{domain}",
-        "visitors_component": f"visitors.{domain}",
-        "polls": f"polls.{domain}",
-        "lobby": f"lobby.{domain}",
-        "breakout": f"breakout.{domain}",
-        "metadata": f"metadata.{domain}",
-        "speakerstats": f"speakerstats.{domain}",
-        "endconference": f"endconference.{domain}",
-        "avmoderation": f"avmoderation.{domain}",
-        "recorder": f"recorder.{domain}",
-        "vnode_auth_domain": vnode_auth,
-        "vnode_focus_jid": f"focus@{vnode_auth}",
-    }
 
 
 def main_s2s_routes(plan: Plan) -> dict[str, str]:
@@ -461,6 +436,7 @@ def signaling_bundle(
         "node_tokens": {"index": NODE_INDEX_TOKEN, **NODE_PORT_TOKENS},
     }
     vm = vm_bundle(
+        settings.cloud,
         rootfs,
         lambda extra: render(_BOOTSTRAP_TEMPLATE, {**ctx, **extra}),
         layout.root,

@@ -12,11 +12,13 @@ unpacks before parsing; the cap is checked against the bytes actually sent.
 
 from __future__ import annotations
 
+import ast
 import base64
 import gzip
 import io
 import lzma
 import tarfile
+import tokenize
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -87,14 +89,29 @@ class _Dumper(yaml.SafeDumper):
 _Dumper.add_representer(str, _literal_str)
 
 
-def _b64_lines(data: bytes, width: int = 76) -> str:
-    text = base64.b64encode(data).decode()
-    return "\n".join(text[i : i + width] for i in range(0, len(text), width)) + "\n"
+def archive_text(data: bytes) -> str:
+    """The archive as cloud-config carries it: base64 on one line. Lines of a YAML block
+    would each pay the block's indentation, about 9 % of the user data; the bytes are opaque
+    either way (the goldens hold the files themselves)."""
+    return base64.b64encode(data).decode()
+
+
+# Stands for the archive in a cloud-config skeleton (`cloud_config_skeleton`): a plain YAML
+# scalar like the base64 it stands for, so that putting one in place of the other changes
+# nothing else in the document.
+ARCHIVE_MARKER: Final = "XXL-ARCHIVE-CONTENT"
 
 
 def cloud_config(archive_path: str, files: tuple[RenderedFile, ...], command: str) -> str:
     """`#cloud-config` text: one archive of `files`, unpacked by cloud-init's `runcmd`, which
     then runs `command` (a file inside the archive)."""
+    skeleton = cloud_config_skeleton(archive_path, command)
+    return skeleton.replace(ARCHIVE_MARKER, archive_text(tar_xz(files)), 1)
+
+
+def cloud_config_skeleton(archive_path: str, command: str) -> str:
+    """The cloud-config of `cloud_config` with ARCHIVE_MARKER where the archive goes: what the
+    Hetzner autoscaler completes on the signaling VM with the bridges' files."""
     doc: dict[str, Any] = {
         CloudConfigKey.write_files.value: [
             {
@@ -102,7 +119,7 @@ def cloud_config(archive_path: str, files: tuple[RenderedFile, ...], command: st
                 "encoding": "b64",
                 "permissions": "0600",
                 "owner": "root:root",
-                "content": _b64_lines(tar_xz(files)),
+                "content": ARCHIVE_MARKER,
             },
         ],
         CloudConfigKey.runcmd.value: [
@@ -164,6 +181,42 @@ def empty_comment_lines(source: str, marker: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def docstrings(tree: ast.AST) -> list[ast.Expr]:
+    """The docstrings of a parsed module, its classes and functions."""
+    owners = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    return [
+        node.body[0]
+        for node in ast.walk(tree)
+        if isinstance(node, owners)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+        and isinstance(node.body[0].value.value, str)
+    ]
+
+
+def empty_python_docs(source: str) -> str:
+    """Python `source` with its docstrings emptied and its comments removed (the shebang
+    kept), every line where it was: the same program, and the line numbers a traceback on
+    the VM cites are the repository's. What the Hetzner signaling VM carries, the bridges'
+    agent and the autoscaler, must fit its user data cap; the explanation stays here."""
+    lines = source.splitlines()
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        row, col = tok.start
+        if tok.type == tokenize.COMMENT and not (row == 1 and tok.string.startswith("#!")):
+            lines[row - 1] = lines[row - 1][:col].rstrip()
+    for doc in docstrings(ast.parse(source)):
+        first, last = doc.lineno - 1, (doc.end_lineno or doc.lineno) - 1
+        indent = " " * doc.col_offset
+        # a docstring stays a (blank) docstring, so no body is left empty
+        lines[first : last + 1] = (
+            [indent + '""']
+            if first == last
+            else [indent + '"""', *([""] * (last - first - 1)), '"""']
+        )
+    return "\n".join(lines) + "\n"
+
+
 # Whole-line comment markers of the files we ship, by name: what `for_transport` empties.
 _COMMENT_MARKERS: Final = (
     ((".lua",), "--"),
@@ -172,7 +225,10 @@ _COMMENT_MARKERS: Final = (
 
 
 def for_transport(f: RenderedFile) -> RenderedFile:
-    """The file as the VM receives it: whole-line comments emptied (see empty_comment_lines)."""
+    """The file as the VM receives it: whole-line comments emptied (see empty_comment_lines),
+    Python's docstrings and comments too (see empty_python_docs)."""
+    if f.path.endswith(".py"):
+        return RenderedFile(f.path, empty_python_docs(f.content), f.mode, f.group)
     for suffixes, marker in _COMMENT_MARKERS:
         if f.path.endswith(suffixes):
             return RenderedFile(f.path, empty_comment_lines(f.content, marker), f.mode, f.group)
@@ -180,12 +236,14 @@ def for_transport(f: RenderedFile) -> RenderedFile:
 
 
 def vm_bundle(
+    cloud: Cloud,
     rootfs: Iterable[RenderedFile],
     render_bootstrap: Callable[[dict[str, Any]], str],
     root: str = "",
     expand: Callable[[dict[str, RenderedFile]], Iterable[RenderedFile]] = lambda _: (),
 ) -> VmBundle:
-    """Render the bootstrap for `rootfs`, pack everything into user data and check the caps.
+    """Render the bootstrap for `rootfs`, pack everything into user data and check `cloud`'s
+    cap.
 
     `expand` gives the files the bootstrap derives on the VM from what it received (by path,
     as received); they count among the VM's files but do not travel."""
@@ -194,7 +252,7 @@ def vm_bundle(
     bootstrap = for_transport(RenderedFile(root + BOOTSTRAP, render_bootstrap(extra), 0o755))
     sent = tuple(sorted((*files, bootstrap), key=lambda f: f.path))
     user_data = cloud_config(ROOTFS_ARCHIVE, sent, bootstrap.path)
-    check_caps(user_data)
+    check_caps(user_data, (cloud,))
     derived = tuple(expand({f.path: f for f in sent}))
     return VmBundle(
         files=tuple(sorted((*sent, *derived), key=lambda f: f.path)), user_data=user_data

@@ -25,17 +25,14 @@ import pulumi_aws as aws
 from components.agents.bridge_agent import LIFECYCLE_HOOK
 from components.cloud.aws.iam import VmSecrets, bridge_agent_policy, ssm_instance_role
 from components.cloud.images import aws_debian_ami
+from components.model.scaling import STRESS_TARGET, WARMUP_SECONDS
 from components.model.schedule import PoolSize, PoolTimeline
 from components.model.settings import ScaleOn
 
 ROOT_VOLUME_GIB = 20
 # Heartbeat timeout of the lifecycle hook; the agent beats every minute.
 HOOK_HEARTBEAT_SECONDS = 300
-# Jitsi's own autoscaler scales up above 0.3 stress: target tracking keeps the average there.
-STRESS_TARGET = 0.3
 CPU_TARGET = 50.0
-# A bridge needs a few minutes to boot, install and join the brewery before it carries load.
-WARMUP_SECONDS = 300
 # A rolling refresh (only when asked) keeps nine in ten bridges serving while it drains one.
 REFRESH_MIN_HEALTHY_PERCENT = 90
 

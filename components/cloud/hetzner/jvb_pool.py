@@ -1,73 +1,42 @@
-"""HetznerBridgePool: the videobridge pool on Hetzner Cloud, sized by the planner.
+"""HetznerBridgePool: what Pulumi keeps of the videobridge pool on Hetzner Cloud.
 
-Hetzner has no autoscaling service: the pool is as large as the plan says, and is resized
-by changing the stack and running `pulumi up`. Servers sit in spread placement groups of at
-most 10 (Hetzner's limit), on the private network, covered by the bridges' firewall through
-their labels, and are shut down before deletion, which runs their drain.
+Hetzner has no autoscaling service: the bridges are made and deleted by the autoscaler on
+the scaler VM (see `hetzner/scaler.py`), labelled with the stack, covered by the bridges'
+firewall through those labels. Pulumi keeps the template (in the scaler VM's user data),
+the floor and ceiling (its config) and this sweep, whose delete removes every server and
+placement group of the stack's bridge labels: `pulumi destroy` leaves no bridge behind.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_hcloud as hcloud
 
-from components.model.planner import placement_groups
+from components.cloud.hetzner.sweep import LabelledServerSweep, LabelledServerSweepArgs
 
 
 @dataclass(frozen=True, kw_only=True)
 class HetznerBridgePoolArgs:
     """Arguments of HetznerBridgePool."""
 
-    size: int
-    server_type: str
-    image: str
-    location: str
-    network_id: pulumi.Input[int]
-    subnet: pulumi.Resource
-    user_data: pulumi.Input[str]
-    labels: dict[str, str]
-    ssh_keys: Sequence[pulumi.Input[str]]  # root's keys: no password is mailed
+    selector: str  # the bridges' labels
+    subnet: pulumi.Resource  # swept before the network goes (a server still on it blocks that)
+    token: pulumi.Input[str] | None  # the engine's Hetzner token (else HCLOUD_TOKEN at delete)
 
 
 class HetznerBridgePool(pulumi.ComponentResource):
-    """`size` bridge servers in spread placement groups."""
+    """The sweep of the stack's bridges."""
 
-    server_count: int
+    sweep: LabelledServerSweep
 
     def __init__(
         self, name: str, args: HetznerBridgePoolArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("jitsi-xxl:bridges:HetznerBridgePool", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        assignment = placement_groups(args.size)
-        groups = [
-            hcloud.PlacementGroup(
-                f"{name}-spread-{g + 1}",
-                hcloud.PlacementGroupArgs(type="spread", labels=args.labels),
-                opts=child,
-            )
-            for g in range(len(set(assignment)))
-        ]
-        for i, g in enumerate(assignment):
-            hcloud.Server(
-                f"{name}-{i + 1}",
-                hcloud.ServerArgs(
-                    server_type=args.server_type,
-                    image=args.image,
-                    location=args.location,
-                    user_data=args.user_data,
-                    labels=args.labels,
-                    ssh_keys=list(args.ssh_keys),
-                    placement_group_id=groups[g].id.apply(int),
-                    networks=[hcloud.ServerNetworkArgs(network_id=args.network_id)],
-                    public_nets=[hcloud.ServerPublicNetArgs(ipv4_enabled=True, ipv6_enabled=True)],
-                    # the drain unit empties the bridge while the server shuts down
-                    shutdown_before_deletion=True,
-                ),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[args.subnet]),
-            )
-        self.server_count = args.size
-        self.register_outputs({"servers": args.size, "placement_groups": len(groups)})
+        self.sweep = LabelledServerSweep(
+            f"{name}-sweep",
+            LabelledServerSweepArgs(selector=args.selector, token=args.token),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.subnet]),
+        )
+        self.register_outputs({"selector": args.selector})

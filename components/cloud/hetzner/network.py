@@ -1,9 +1,9 @@
 """HetznerNetwork: where the stack lives on Hetzner Cloud, and who may reach what.
 
-Creates a private network with one cloud subnet (the signaling VM and every bridge share
-it), and the firewalls of the signaling VM and of the bridges with the rules of
-`components.cloud.firewall`. The bridges' firewall applies by label selector, so every bridge
-server of the stack is covered whatever the pool size.
+Creates a private network with one cloud subnet (the signaling VM, the scaler VM and every
+bridge share it), and the firewalls of the signaling VM, of the bridges and of the scaler VM
+with the rules of `components.cloud.firewall`. The bridges' firewall applies by label
+selector, so every bridge the autoscaler makes is covered from its first boot.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class HetznerNetworkArgs:
     signaling_rules: Sequence[Rule]
     bridge_rules: Sequence[Rule]
     bridge_selector: str
+    scaler_rules: Sequence[Rule]
     labels: dict[str, str]
 
 
@@ -50,6 +51,7 @@ class HetznerNetwork(pulumi.ComponentResource):
     network_id: pulumi.Output[int]
     subnet: hcloud.NetworkSubnet
     signaling_firewall_id: pulumi.Output[int]
+    scaler_firewall_id: pulumi.Output[int]
 
     def __init__(
         self, name: str, args: HetznerNetworkArgs, opts: pulumi.ResourceOptions | None = None
@@ -86,5 +88,11 @@ class HetznerNetwork(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        scaler = hcloud.Firewall(
+            f"{name}-scaler",
+            hcloud.FirewallArgs(rules=firewall_rules(args.scaler_rules), labels=args.labels),
+            opts=child,
+        )
         self.signaling_firewall_id = signaling.id.apply(int)
+        self.scaler_firewall_id = scaler.id.apply(int)
         self.register_outputs({"network_id": self.network_id})

@@ -1,20 +1,24 @@
-"""The stack on Hetzner Cloud: network and firewalls, signaling VM, a planner-sized pool."""
+"""The stack on Hetzner Cloud: network and firewalls, signaling VM, and a pool of bridges that
+the autoscaler on the scaler VM makes and deletes (Pulumi keeps its sweep)."""
 
 from __future__ import annotations
 
+import pulumi
+
 from components.cloud.deployment import Deployed, Deployment
-from components.cloud.firewall import bridge_rules, signaling_rules
+from components.cloud.firewall import bridge_rules, scaler_rules, signaling_rules
 from components.cloud.hetzner.jvb_pool import HetznerBridgePool, HetznerBridgePoolArgs
 from components.cloud.hetzner.network import HetznerNetwork, HetznerNetworkArgs
+from components.cloud.hetzner.scaler import HetznerScaler, HetznerScalerArgs
 from components.cloud.hetzner.signaling import HetznerSignaling, HetznerSignalingArgs
 from components.cloud.hetzner.ssh_keys import RootKeys, RootKeysArgs
 from components.model import naming
-from components.model.planner import placement_groups
+from components.rendering import scaler_files
 from components.rendering.userdata import READY_REPORT
 
 
 def deploy_hetzner(d: Deployment) -> Deployed:
-    s, hz, pool = d.settings, d.settings.hetzner, d.plan.bridges
+    s, hz = d.settings, d.settings.hetzner
     network = HetznerNetwork(
         f"{d.prefix}-net",
         HetznerNetworkArgs(
@@ -24,6 +28,7 @@ def deploy_hetzner(d: Deployment) -> Deployed:
             signaling_rules=signaling_rules(s),
             bridge_rules=bridge_rules(s),
             bridge_selector=naming.label_selector(d.stack, "jvb"),
+            scaler_rules=scaler_rules(s),
             labels=naming.labels(d.stack, "network"),
         ),
     )
@@ -47,31 +52,44 @@ def deploy_hetzner(d: Deployment) -> Deployed:
             dns=d.dns,
         ),
     )
-    HetznerBridgePool(
+    jvb = naming.label_selector(d.stack, "jvb")
+    pool_sweep = HetznerBridgePool(
         f"{d.prefix}-jvb",
         HetznerBridgePoolArgs(
-            size=pool.desired,
-            server_type=s.bridge_type(),
+            selector=jvb,
+            subnet=network.subnet,
+            token=pulumi.Config("hcloud").get_secret("token"),
+        ),
+    )
+    if d.scaler_user_data is None:
+        raise ValueError("a Hetzner deployment needs the scaler VM's user data")
+    HetznerScaler(
+        f"{d.prefix}-scaler",
+        HetznerScalerArgs(
+            server_type=scaler_files.SERVER_TYPE,
             image=hz.image,
             location=hz.location,
             network_id=network.network_id,
             subnet=network.subnet,
-            user_data=d.bridge_user_data,
-            labels=naming.labels(d.stack, "jvb"),
+            firewall_id=network.scaler_firewall_id,
+            user_data=d.scaler_user_data,
+            labels=naming.labels(d.stack, "scaler"),
             ssh_keys=keys.names,
+            after=[pool_sweep.sweep],
         ),
     )
     return Deployed(
         public_ip=signaling.public_ip,
         private_ip=signaling.private_ip,
         pool={
-            "servers": pool.desired,
-            "placement_groups": len(set(placement_groups(pool.desired))),
+            "scaler": f"{scaler_files.UNIT} on the scaler VM "
+            f"({naming.label_selector(d.stack, 'scaler')})",
+            "policy": scaler_files.policy(s, d.plan),
         },
         bridge_health=(
             "each bridge's agent writes its videobridge's health into "
             f"{READY_REPORT} (`health`); list the bridges with `hcloud server list -l "
-            f"{naming.label_selector(d.stack, 'jvb')}` and read it with `ssh root@<address> "
+            f"{jvb}` and read it with `ssh root@<address> "
             f"cat {READY_REPORT}`"
         ),
         ssh_private_key=keys.private_key,

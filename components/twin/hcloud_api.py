@@ -1,6 +1,7 @@
 """A local stand-in of the Hetzner Cloud API (https://docs.hetzner.cloud/), enough of it for the
 autoscaler and the stack's sweep: servers (list by label selector, create, update labels,
-shutdown, delete) and placement groups (list, create, delete), with Hetzner's JSON shapes, its error
+shutdown, delete), placement groups (list, create, delete), networks and SSH keys (list by label
+selector), the bearer token, with Hetzner's JSON shapes, its error
 envelope (`{"error": {"code", "message"}}`), pagination, the 10-servers-per-spread-group and
 per-project server limits, and injected failures (429 `rate_limit_exceeded`, 5xx). The official
 `hcloud` library talks to it through its `api_endpoint` setting.
@@ -15,10 +16,11 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -53,13 +55,31 @@ class HcloudApi:
     start_status: str = "running"
     servers: dict[int, dict[str, Any]] = field(default_factory=dict)
     groups: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # the project's networks and SSH keys, found by label as the autoscaler does
+    networks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    ssh_keys: dict[int, dict[str, Any]] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     failures: list[tuple[int, str]] = field(default_factory=list)  # next answers: (status, code)
     url: str = ""
+    token: str = field(default="", repr=False)  # when set, every request must carry it
     _next_id: int = 1000
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- what the tests do -----------------------------------------------------------------
+    def add_network(self, network_id: int, labels: dict[str, str]) -> None:
+        self.networks[network_id] = {
+            "id": network_id, "name": f"net-{network_id}", "ip_range": "10.0.0.0/16",
+            "subnets": [], "routes": [], "servers": [], "labels": dict(labels),
+            "protection": {"delete": False}, "created": "2026-11-28T10:00:00+00:00",
+            "expose_routes_to_vswitch": False,
+        }  # fmt: skip
+
+    def add_ssh_key(self, key_id: int, name: str, labels: dict[str, str]) -> None:
+        self.ssh_keys[key_id] = {
+            "id": key_id, "name": name, "fingerprint": "00:00", "labels": dict(labels),
+            "public_key": "ssh-ed25519 AAAA", "created": "2026-11-28T10:00:00+00:00",
+        }  # fmt: skip
+
     def fail_next(self, count: int, status: int, code: str) -> None:
         self.failures += [(status, code)] * count
 
@@ -132,9 +152,13 @@ class HcloudApi:
             "error": None,
         }  # fmt: skip
 
-    def handle(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def handle(
+        self, method: str, path: str, body: dict[str, Any], authorization: str = ""
+    ) -> tuple[int, dict[str, Any]]:
         """One request: (status, JSON answer)."""
         with self._lock:
+            if self.token and authorization != f"Bearer {self.token}":
+                return 401, {"error": {"code": "unauthorized", "message": "unable to authenticate"}}
             self.calls.append((method, path.split("?", maxsplit=1)[0]))
             if self.failures:
                 status, code = self.failures.pop(0)
@@ -172,6 +196,12 @@ class HcloudApi:
             server = self.servers[int(m[1])]
             server["status"] = "stopping" if m[2] == "shutdown" else "off"
             return 201, {"action": self._action(f"{m[2]}_server", server["id"])}
+        if method == "GET" and route in {"/networks", "/ssh_keys"}:
+            kind = route.removeprefix("/")
+            items = self.networks if kind == "networks" else self.ssh_keys
+            found = [x for x in items.values()
+                     if _matches(x["labels"], query.get("label_selector", ""))]  # fmt: skip
+            return 200, self._page(kind, found, query)
         if method == "GET" and route == "/placement_groups":
             found = [g for g in self.groups.values()
                      if _matches(g["labels"], query.get("label_selector", ""))]  # fmt: skip
@@ -227,16 +257,16 @@ class HcloudApi:
         }  # fmt: skip
 
 
-@contextmanager
-def serving(api: HcloudApi) -> Iterator[HcloudApi]:
-    """Serve `api` on a free port of 127.0.0.1 for the duration."""
+def make_server(api: HcloudApi, address: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    """An HTTP server answering as `api` (not yet serving); `api.url` says where."""
 
     class Handler(BaseHTTPRequestHandler):
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}") if length else {}
-            status, answer = api.handle(self.command, self.path, body)
-            data = json.dumps(answer).encode() if status != 204 else b""
+            auth = self.headers.get("Authorization") or ""
+            status, answer = api.handle(self.command, self.path, body, auth)
+            data = json.dumps(answer).encode() if status != HTTPStatus.NO_CONTENT else b""
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -248,8 +278,17 @@ def serving(api: HcloudApi) -> Iterator[HcloudApi]:
         def log_message(self, *args: Any) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    api.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server = ThreadingHTTPServer((address, port), Handler)
+    api.url = f"http://{address}:{server.server_address[1]}/v1"
+    return server
+
+
+@contextmanager
+def serving(
+    api: HcloudApi, make: Callable[[], ThreadingHTTPServer] | None = None
+) -> Iterator[HcloudApi]:
+    """Serve `api` (on a free port of 127.0.0.1, or from `make`) for the duration."""
+    server = make() if make is not None else make_server(api)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
