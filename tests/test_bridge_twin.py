@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,8 @@ from pathlib import Path
 import pytest
 import slixmpp
 
+from components.agents.hetzner_autoscaler import NO_TOKEN_EXIT
+from components.model import naming
 from components.model.ports import BRIDGE_STATS_PORT
 from components.model.project import Cloud
 from components.model.settings import Settings, load_stack_file
@@ -29,9 +32,13 @@ from components.rendering.bridge_files import (
     STRESS_METRIC,
     STRESS_NAMESPACE,
 )
+from components.rendering.scaler_files import TOKEN_NAME
+from components.rendering.scaler_files import UNIT as AUTOSCALER_UNIT
+from components.rendering.secrets_delivery import OFFLINE_STACK, SECRETS_FILE
 from components.rendering.signaling_files import LOOPBACK
-from components.twin import bridges, rig
+from components.twin import bridges, rig, scaler
 from components.twin.cloud_stub import Call
+from components.twin.hcloud_api import HcloudApi
 from tests.conftest import ROOT, require_twin
 from tests.xmpp_clients import c2s_close, c2s_join, c2s_login
 
@@ -92,7 +99,7 @@ def aws_bridge(twin: rig.Twin, side: bridges.CloudSide, logs: Path) -> Iterator[
     yield from _boot(twin, side, 2, Cloud.aws, logs)
 
 
-def unit_log(bridge: bridges.Bridge, unit: str) -> str:
+def unit_log(bridge: rig.Vm, unit: str) -> str:
     return bridge.run("journalctl", "-u", unit, "--no-pager", "-o", "cat").stdout
 
 
@@ -268,3 +275,105 @@ def test_aws_lifecycle_drains_and_completes(
     assert complete.signed_with(stub.access_key), "not signed with the instance role's keys"
     log = unit_log(aws_bridge, "jitsi-xxl-agent")
     assert "lifecycle action completed with CONTINUE (empty)" in log, log
+
+
+# -- Hetzner's scaler VM ----------------------------------------------------------------------
+
+
+def scaler_settings() -> Settings:
+    """The twin's stack with a pool of 1 to 3 bridges: one bridge twin under load is enough
+    to make the autoscaler grow it."""
+    base = twin_settings()
+    return base.model_copy(update={"bridges": base.bridges.model_copy(update={"min": 1, "max": 3})})
+
+
+@pytest.fixture(scope="module")
+def hcloud_api(twin: rig.Twin, side: bridges.CloudSide) -> Iterator[HcloudApi]:
+    # the stand-in takes only this token, which the test gives the VM after its first boot
+    with scaler.hcloud(twin, side, HcloudApi(token=secrets.token_hex(32))) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def scaler_vm(twin: rig.Twin, hcloud_api: HcloudApi, logs: Path) -> Iterator[scaler.Scaler]:
+    try:
+        with scaler.running(twin, scaler_settings(), hcloud_api.url, keep=logs / "scaler") as vm:
+            yield vm
+    except rig.TwinError as exc:
+        pytest.fail(f"the scaler VM did not boot: {exc}\n(logs kept in {logs})")
+
+
+def autoscaler_state(vm: scaler.Scaler) -> dict[str, str]:
+    shown = vm.run(
+        "systemctl", "show", AUTOSCALER_UNIT, "-p", "ActiveState", "-p", "ExecMainStatus",
+        "-p", "NRestarts",
+    ).stdout  # fmt: skip
+    return dict(line.split("=", 1) for line in shown.split())
+
+
+def test_the_autoscaler_starts_with_the_rendered_config_and_refuses_without_a_token(
+    scaler_vm: scaler.Scaler, hcloud_api: HcloudApi
+) -> None:
+    """Booted from its user data with no token (offline renders carry none): the unit reads
+    the rendered config, loads Debian's hcloud library, says it has no token and exits with
+    the status its unit does not restart; the API never hears from it."""
+    log = unit_log(scaler_vm, AUTOSCALER_UNIT)
+    assert "pool 1..3 bridges; up above 0.3" in log, log
+    assert re.search(r"hcloud library 2\.\d+\.\d+; bridges from /etc/jitsi/xxl/bridge/", log), log
+    assert f"no API token ({TOKEN_NAME} in {SECRETS_FILE}): refusing to act" in log, log
+    assert autoscaler_state(scaler_vm) == {
+        "ActiveState": "failed", "ExecMainStatus": str(NO_TOKEN_EXIT), "NRestarts": "0",
+    }  # fmt: skip
+    report = scaler_vm.ready_report()
+    assert report["ready"] is False
+    assert {"name": "autoscaler", "ok": False} in report["checks"]
+    pool = report["bridge_pool"]
+    assert (pool["min"], pool["max"], pool["scale_up_above"]) == (1, 3, 0.3), pool
+    assert hcloud_api.calls == []
+
+
+def test_with_a_token_it_grows_the_pool_on_a_bridges_stress(
+    twin: rig.Twin, first: bridges.Bridge, scaler_vm: scaler.Scaler, hcloud_api: HcloudApi
+) -> None:
+    """Given its token, the autoscaler (Debian's library, the API stand-in) lists the stack's
+    one bridge, reads its stress over the private network from the bridge twin's own board,
+    and adds what brings the average back to 0.3 within the ceiling: two servers on the
+    stack's network (found by label), with its key, in a spread group, and the user data
+    the program renders for the bridges, byte for byte."""
+    stack = OFFLINE_STACK
+    hcloud_api.add_network(4711, naming.labels(stack, "network"))
+    hcloud_api.add_ssh_key(77, "generated", naming.labels(stack, "access"))
+    prefix = f"{naming.resource_prefix(stack)}-jvb"
+    hcloud_api.add_server(f"{prefix}-1", naming.labels(stack, "jvb"), first.private_ip,
+                          created="2026-01-01T00:00:00+00:00")  # fmt: skip
+    first.set_load(participants=40, stress_level=0.9)
+    board = f"http://{first.private_ip}:{BRIDGE_STATS_PORT}/xxl/stats"
+
+    def board_says_loaded() -> bool:
+        got = scaler_vm.run("curl", "-fsS", "-m", "3", board)
+        return got.returncode == 0 and json.loads(got.stdout)["stress_level"] == 0.9
+
+    # the agent takes the videobridge's stress every few seconds: start once it shows
+    bridges.wait_for("the bridge's board at 0.9", board_says_loaded, timeout=30)
+    try:
+        env = scaler_vm.path(SECRETS_FILE)
+        env.write_text(env.read_text() + f"{TOKEN_NAME}={hcloud_api.token}\n")
+        scaler_vm.run("systemctl", "restart", AUTOSCALER_UNIT, check=True)
+        made = bridges.wait_for(
+            "two servers made", lambda: len(hcloud_api.servers) == 3, timeout=90
+        )
+        assert made
+    finally:
+        first.set_load(participants=0, stress_level=0.0)
+    log = unit_log(scaler_vm, AUTOSCALER_UNIT)
+    assert "stress 0.90 over 1 bridges, above 0.3; add 2, drain 0, delete 0" in log, log
+    want = bridges.bridge_render(twin, Cloud.hetzner)[1].user_data
+    added = [s for s in hcloud_api.servers.values() if s["name"] != f"{prefix}-1"]
+    assert sorted(s["name"] for s in added) == [f"{prefix}-2", f"{prefix}-3"]
+    for s in added:
+        assert s["labels"] == naming.labels(stack, "jvb")
+        assert s["networks"] == [4711]
+        assert s["ssh_keys"] == [77]
+        assert s["placement_group"] is not None
+        assert s["user_data"] == want
+    assert autoscaler_state(scaler_vm)["ActiveState"] == "active"

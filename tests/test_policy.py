@@ -175,6 +175,17 @@ def test_rule_passes_and_fails(name: str) -> None:
     assert rule(typ, bad, bad_ignore), f"{name} let a violating {typ} through"
 
 
+def test_the_scalers_small_type_is_for_the_scaler_vm_only() -> None:
+    """Shared vCPUs are the scaler VM's alone: a bridge or the signaling VM on them would
+    have their stress inflated by steal."""
+    rule = RULES["documented-instance-sizes"]
+    scaler = {"serverType": "cx23", "labels": {"jitsi-xxl/role": "scaler"}}
+    assert rule(SERVER, scaler, []) == []
+    for role in ("jvb", "signaling"):
+        assert rule(SERVER, {**scaler, "labels": {"jitsi-xxl/role": role}}, [])
+    assert rule(SERVER, {**scaler, "serverType": "cx33"}, [])
+
+
 def test_ssh_rule_sees_port_ranges_and_all_traffic() -> None:
     rule = RULES["no-ssh-from-anywhere"]
     assert rule(INGRESS, {"ipProtocol": "-1", "cidrIpv6": "::/0"}, [])

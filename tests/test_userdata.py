@@ -6,8 +6,10 @@ import ast
 import base64
 import gzip
 import io
+import json
 import lzma
 import re
+import subprocess
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -21,9 +23,11 @@ from components.model.project import Cloud
 from components.model.settings import parse_settings
 from components.rendering import userdata
 from components.rendering.engine import RenderedFile, render
+from components.rendering.scaler_files import scaler_bundle
 from components.rendering.signaling_files import NODE_TEMPLATE, context, expand_node
 from components.rendering.userdata import (
     BOOTSTRAP,
+    READY_REPORT,
     ROOTFS_ARCHIVE,
     USER_DATA_CAPS,
     UserDataTooLargeError,
@@ -162,3 +166,21 @@ def test_the_archive_is_one_plain_line_of_base64() -> None:
     assert "\n" not in content
     assert lzma.decompress(base64.b64decode(content))
     assert content in bundle.user_data  # a plain scalar: the marker's place, nothing else
+
+
+def test_a_readiness_report_without_probes_is_json(tmp_path: Path) -> None:
+    """The scaler VM probes nothing and reports only its autoscaler: the report must still
+    be JSON (the twin found `[,{...}]`, an extra result after no checks)."""
+    settings = parse_settings({"cloud": "hetzner", "domain": "live.example.org",
+                               "tls": {"mode": "self-signed"}})  # fmt: skip
+    vm = scaler_bundle(settings, plan(settings), Credentials.placeholders())
+    script = vm.file(BOOTSTRAP).content
+    report = tmp_path / "ready.json"
+    script = script.replace(f"readonly REPORT={READY_REPORT}", f"readonly REPORT={report}")
+    script = script.rsplit('main "$@"', 1)[0] + "report autoscaler false || true\n"
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(report.read_text())
+    assert doc["checks"] == [{"name": "autoscaler", "ok": False}]
+    assert doc["ready"] is False
+    assert doc["bridge_pool"]["scale_up_above"] == 0.3

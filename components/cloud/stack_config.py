@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from components.model.credentials import TlsMaterial
 from components.model.project import PROJECT, Cloud
 from components.model.settings import (
+    API_TOKEN_KEY,
     ConfigError,
     Settings,
     TlsMode,
@@ -84,10 +85,6 @@ def tls_material(settings: Settings) -> pulumi.Output[TlsMaterial | None]:
     return pulumi.Output.all(
         config.require_secret("tls_certificate"), config.require_secret("tls_private_key")
     ).apply(lambda pair: TlsMaterial(certificate=pair[0], private_key=pair[1]))
-
-
-# The autoscaler's Hetzner API token (Hetzner stacks): read and write on the stack's project.
-API_TOKEN_KEY: Final = "hetzner_api_token"  # noqa: S105 - the key's name
 
 
 def hetzner_api_token(settings: Settings) -> pulumi.Output[str] | None:

@@ -686,7 +686,9 @@ def is_secure(value: object) -> bool:
 
 # Secret keys live beside the model, never in it: the model is plain data that may be
 # printed, and these reach the renderer as Pulumi secrets (or throwaway values offline).
-SECRET_KEYS: Final = frozenset({"tls_certificate", "tls_private_key", "hetzner_api_token"})
+# The Hetzner autoscaler's API token: required on Hetzner (components/cloud/stack_config.py).
+API_TOKEN_KEY: Final = "hetzner_api_token"  # noqa: S105 - the key's name
+SECRET_KEYS: Final = frozenset({"tls_certificate", "tls_private_key", API_TOKEN_KEY})
 
 
 @dataclass(frozen=True)

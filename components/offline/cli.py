@@ -25,9 +25,10 @@ from typing import Any, Final
 
 from components.model.credentials import Credentials, TlsMaterial
 from components.model.planner import Plan, plan
-from components.model.project import Cloud
+from components.model.project import PROJECT, Cloud
 from components.model.schedule import scheduled_sizes
 from components.model.settings import (
+    API_TOKEN_KEY,
     ConfigError,
     StackFile,
     TlsMode,
@@ -419,6 +420,22 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def created_notes(stack: StackFile, *, with_email: bool) -> list[str]:
+    """What `xxl event create` reminds of: the certificate, and on Hetzner the API token."""
+    notes = (
+        []
+        if with_email
+        else ["no --email, so a self-signed certificate; add --email for Let's Encrypt"]
+    )
+    if stack.settings.cloud is Cloud.hetzner:
+        notes.append(
+            "the bridges' autoscaler needs a read and write API token of this event's own "
+            f"Hetzner project: `pulumi config set --secret --stack {stack.name} "
+            f"{PROJECT}:{API_TOKEN_KEY} <token>` before `xxl event up`"
+        )
+    return notes
+
+
 def cmd_event(args: argparse.Namespace) -> int:
     from components.offline import events  # noqa: PLC0415
 
@@ -437,10 +454,8 @@ def cmd_event(args: argparse.Namespace) -> int:
             )  # fmt: skip
             stack = events.create(args.name, config)
             print(f"wrote stacks/Pulumi.{stack.name}.yaml")
-            if not args.email:
-                print(
-                    "note: no --email, so a self-signed certificate; add --email for Let's Encrypt"
-                )
+            for note in created_notes(stack, with_email=bool(args.email)):
+                print(f"note: {note}")
             if shutil.which("pulumi"):
                 events.init_stack(args.name)
                 print(f"created Pulumi stack {stack.name}; deploy with `xxl event up {args.name}`")

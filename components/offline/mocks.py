@@ -25,9 +25,8 @@ from typing import Any, Final
 import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
-from components.cloud.stack_config import API_TOKEN_KEY
 from components.model.project import PROJECT, Cloud
-from components.model.settings import SECRET_KEYS, is_secure
+from components.model.settings import API_TOKEN_KEY, SECRET_KEYS, is_secure
 
 PROGRAM: Final = Path(__file__).resolve().parents[2] / "__main__.py"
 OFFLINE_AMI: Final = "ami-0123456789abcdef0"

@@ -19,9 +19,7 @@ import contextlib
 import ipaddress
 import json
 import secrets
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,8 +43,9 @@ from components.twin.rig import (
     TwinError,
     Vm,
     archive_version,
-    keep_logs,
+    default_environment,
     seed,
+    vm_root,
 )
 
 # Hosts of the signaling VM's subnet (it is .10): bridges from .100, the API stand-in at .250.
@@ -69,7 +68,7 @@ class CloudSide:
     aws_endpoint: str
 
 
-def _subnet(twin: Twin) -> tuple[ipaddress.IPv4Address, int]:
+def subnet_of(twin: Twin) -> tuple[ipaddress.IPv4Address, int]:
     """The first host address of the signaling VM's subnet, and the private range's prefix."""
     first = ipaddress.IPv4Network(twin.plan.network.subnets[0]).network_address
     return first, int(twin.settings.network.cidr.split("/")[1])
@@ -78,7 +77,7 @@ def _subnet(twin: Twin) -> tuple[ipaddress.IPv4Address, int]:
 @contextlib.contextmanager
 def cloud(twin: Twin) -> Iterator[CloudSide]:
     """The metadata service and AWS's APIs on the twin's private network."""
-    first, prefix = _subnet(twin)
+    first, prefix = subnet_of(twin)
     api = str(first + AWS_API_HOST)
     stub = CloudStub()
     with container.host_netns(twin.lan, "cloud", METADATA_ADDRESS, 32) as netns:
@@ -157,7 +156,7 @@ def bridge_render(twin: Twin, cloud_name: Cloud) -> tuple[Settings, VmBundle]:
 
 
 def _instance(twin: Twin, side: CloudSide, index: int, cloud_name: Cloud) -> Instance:
-    first, _prefix = _subnet(twin)
+    first, _prefix = subnet_of(twin)
     if cloud_name is Cloud.aws:
         instance_id, region = "i-0" + secrets.token_hex(8)[:16], AWS_REGION
     else:
@@ -180,20 +179,14 @@ def running(
     """Boot bridge `index` of `cloud_name` beside `twin`; everything is undone on exit."""
     settings, bundle = bridge_render(twin, cloud_name)
     instance = _instance(twin, side, index, cloud_name)
-    _first, prefix = _subnet(twin)
+    _first, prefix = subnet_of(twin)
     if cloud_name is Cloud.aws:
         how = bridge_secrets(settings, OFFLINE_STACK)
         for name, value in twin.creds.env(BRIDGE_SECRETS).items():
             side.stub.parameters[how.path.rstrip("/") + "/" + name] = value
-    runs = image.cache_dir() / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
     try:
         with contextlib.ExitStack() as stack:
-            scratch = Path(tempfile.mkdtemp(prefix=f"bridge{index}-", dir=runs))
-            stack.callback(shutil.rmtree, scratch, True)
-            if keep is not None:
-                stack.callback(keep_logs, scratch, keep)
-            root = stack.enter_context(image.overlay(image.base_root(), scratch))
+            scratch, root = vm_root(stack, f"bridge{index}-", image.base_root(), keep)
             seed(root, user_data_bytes(bundle.user_data, cloud_name), instance.instance_id,
                  f"bridge-{index}")  # fmt: skip
             if cloud_name is Cloud.aws:
@@ -224,11 +217,11 @@ def running(
 
 def _aws_environment(root: Path, endpoint: str) -> None:
     """What the cloud gives every service of an EC2 instance here: boto3's endpoint."""
-    drop_in = root / ENVIRONMENT_DROP_IN.lstrip("/")
-    drop_in.parent.mkdir(parents=True, exist_ok=True)
-    drop_in.write_text(
-        "# The twin's AWS: boto3 reaches the API stand-in on the private network.\n"
-        f"[Manager]\nDefaultEnvironment=AWS_ENDPOINT_URL={endpoint}\n"
+    default_environment(
+        root,
+        ENVIRONMENT_DROP_IN,
+        "The twin's AWS: boto3 reaches the API stand-in on the private network.",
+        f"AWS_ENDPOINT_URL={endpoint}",
     )
 
 

@@ -111,9 +111,10 @@ def archive_version(archive: Path, package: str) -> str:
     raise TwinError(f"{package} is not in the twin's archive {archive}")
 
 
-# What a bridge's bootstrap installs from Debian beyond the image (boto3 on AWS, for the agent
-# and the SSM fetch); the bridges boot from the signaling twin's archive.
-BRIDGE_DEBIAN_PACKAGES: Final = ("python3-boto3",)
+# What the bridges' and the scaler VM's bootstraps install from Debian beyond the image (boto3
+# on AWS, for the agent and the SSM fetch; the official hcloud library on Hetzner's scaler VM);
+# they boot from the signaling twin's archive.
+BRIDGE_DEBIAN_PACKAGES: Final = ("python3-boto3", "python3-hcloud")
 
 
 def debian_packages(stand_ins: tuple[StandIn, ...]) -> tuple[str, ...]:
@@ -238,15 +239,9 @@ def running(
     creds = Credentials.throwaway()
     layout = Layout(packages=image_archive_only(archive_version(archive, "prosody")))
     bundle = signaling_bundle(settings, the_plan, creds, None, layout)
-    runs = image.cache_dir() / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
     try:
         with contextlib.ExitStack() as stack:
-            scratch = Path(tempfile.mkdtemp(prefix="twin-", dir=runs))
-            stack.callback(shutil.rmtree, scratch, True)
-            if keep is not None:
-                stack.callback(keep_logs, scratch, keep)
-            root = stack.enter_context(image.overlay(base, scratch))
+            scratch, root = vm_root(stack, "twin-", base, keep)
             seed(root, user_data_bytes(bundle.user_data, settings.cloud), scratch.name, "signaling")
             name = container.run_id()
             net = stack.enter_context(container.lan(name))
@@ -284,6 +279,28 @@ def seed(root: Path, user_data: bytes, instance: str, hostname: str) -> None:
     (seed / "meta-data").write_text(f"instance-id: {instance}\nlocal-hostname: {hostname}\n")
     for p in seed.iterdir():
         p.chmod(0o600)
+
+
+def vm_root(
+    stack: contextlib.ExitStack, prefix: str, lower: Path, keep: Path | None
+) -> tuple[Path, Path]:
+    """A VM's scratch folder under the cache's `runs` (removed on exit; with `keep`, the VM's
+    logs are copied there first) and its root: `lower` mounted writable in it."""
+    runs = image.cache_dir() / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=prefix, dir=runs))
+    stack.callback(shutil.rmtree, scratch, True)
+    if keep is not None:
+        stack.callback(keep_logs, scratch, keep)
+    return scratch, stack.enter_context(image.overlay(lower, scratch))
+
+
+def default_environment(root: Path, drop_in: str, why: str, assignment: str) -> None:
+    """What the cloud gives every service of a VM here (`NAME=value`): a systemd
+    `DefaultEnvironment` drop-in in the container's root, never in the rendered files."""
+    path = root / drop_in.lstrip("/")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# {why}\n[Manager]\nDefaultEnvironment={assignment}\n")
 
 
 def keep_logs(scratch: Path, keep: Path) -> None:

@@ -14,20 +14,17 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_hcloud as hcloud
 
+from components.cloud.hetzner.server import ServerSpec
+
 
 @dataclass(frozen=True, kw_only=True)
 class HetznerScalerArgs:
     """Arguments of HetznerScaler."""
 
-    server_type: str
-    image: str
-    location: str
+    server: ServerSpec
     network_id: pulumi.Input[int]
     subnet: pulumi.Resource
     firewall_id: pulumi.Input[int]  # inbound: SSH from the admin networks, if any
-    user_data: pulumi.Input[str]
-    labels: dict[str, str]
-    ssh_keys: Sequence[pulumi.Input[str]]  # root's keys: no password is mailed
     after: Sequence[pulumi.Resource]  # the pool's sweep: deleted after this VM
 
 
@@ -42,16 +39,10 @@ class HetznerScaler(pulumi.ComponentResource):
         super().__init__("jitsi-xxl:scaler:HetznerScaler", name, None, opts)
         server = hcloud.Server(
             f"{name}-vm",
-            hcloud.ServerArgs(
-                server_type=args.server_type,
-                image=args.image,
-                location=args.location,
-                user_data=args.user_data,
-                labels=args.labels,
-                ssh_keys=list(args.ssh_keys),
-                firewall_ids=[args.firewall_id],
-                networks=[hcloud.ServerNetworkArgs(network_id=args.network_id)],
-                public_nets=[hcloud.ServerPublicNetArgs(ipv4_enabled=True, ipv6_enabled=True)],
+            args.server.args(
+                firewall_id=args.firewall_id,
+                network=hcloud.ServerNetworkArgs(network_id=args.network_id),
+                public_net=hcloud.ServerPublicNetArgs(ipv4_enabled=True, ipv6_enabled=True),
             ),
             # it holds no session: a changed template replaces it, the old one gone first (two
             # autoscalers would each act on the same pool)

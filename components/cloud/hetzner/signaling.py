@@ -8,29 +8,24 @@ address on the private network, the rendered user data.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import pulumi
 import pulumi_hcloud as hcloud
 
 from components.cloud.dns import DnsRecord, DnsRecordArgs
+from components.cloud.hetzner.server import ServerSpec
 
 
 @dataclass(frozen=True, kw_only=True)
 class HetznerSignalingArgs:
     """Arguments of HetznerSignaling."""
 
-    server_type: str
-    image: str
-    location: str
+    server: ServerSpec
     network_id: pulumi.Input[int]
     subnet: pulumi.Resource
     private_ip: str
     firewall_id: pulumi.Input[int]
-    user_data: pulumi.Input[str]
-    labels: dict[str, str]
-    ssh_keys: Sequence[pulumi.Input[str]]  # root's keys: no password is mailed
     dns: DnsRecordArgs | None = None  # its `address` is filled with the primary IP
 
 
@@ -51,8 +46,8 @@ class HetznerSignaling(pulumi.ComponentResource):
                 type="ipv4",
                 assignee_type="server",
                 auto_delete=False,
-                location=args.location,
-                labels=args.labels,
+                location=args.server.location,
+                labels=args.server.labels,
             ),
             opts=child,
         )
@@ -63,20 +58,12 @@ class HetznerSignaling(pulumi.ComponentResource):
             )
         server = hcloud.Server(
             f"{name}-vm",
-            hcloud.ServerArgs(
-                server_type=args.server_type,
-                image=args.image,
-                location=args.location,
-                user_data=args.user_data,
-                labels=args.labels,
-                ssh_keys=list(args.ssh_keys),
-                firewall_ids=[args.firewall_id],
-                networks=[hcloud.ServerNetworkArgs(network_id=args.network_id, ip=args.private_ip)],
-                public_nets=[
-                    hcloud.ServerPublicNetArgs(
-                        ipv4_enabled=True, ipv4=address.id.apply(int), ipv6_enabled=True
-                    )
-                ],
+            args.server.args(
+                firewall_id=args.firewall_id,
+                network=hcloud.ServerNetworkArgs(network_id=args.network_id, ip=args.private_ip),
+                public_net=hcloud.ServerPublicNetArgs(
+                    ipv4_enabled=True, ipv4=address.id.apply(int), ipv6_enabled=True
+                ),
                 shutdown_before_deletion=True,
             ),
             # the fixed private address and the primary IP belong to one server at a time;

@@ -10,6 +10,7 @@ from components.cloud.firewall import bridge_rules, scaler_rules, signaling_rule
 from components.cloud.hetzner.jvb_pool import HetznerBridgePool, HetznerBridgePoolArgs
 from components.cloud.hetzner.network import HetznerNetwork, HetznerNetworkArgs
 from components.cloud.hetzner.scaler import HetznerScaler, HetznerScalerArgs
+from components.cloud.hetzner.server import ServerSpec
 from components.cloud.hetzner.signaling import HetznerSignaling, HetznerSignalingArgs
 from components.cloud.hetzner.ssh_keys import RootKeys, RootKeysArgs
 from components.model import naming
@@ -39,16 +40,18 @@ def deploy_hetzner(d: Deployment) -> Deployed:
     signaling = HetznerSignaling(
         f"{d.prefix}-signaling",
         HetznerSignalingArgs(
-            server_type=s.signaling_type(),
-            image=hz.image,
-            location=hz.location,
+            server=ServerSpec(
+                server_type=s.signaling_type(),
+                image=hz.image,
+                location=hz.location,
+                user_data=d.signaling_user_data,
+                labels=naming.labels(d.stack, "signaling"),
+                ssh_keys=keys.names,
+            ),
             network_id=network.network_id,
             subnet=network.subnet,
             private_ip=d.plan.network.signaling_private_ip,
             firewall_id=network.signaling_firewall_id,
-            user_data=d.signaling_user_data,
-            labels=naming.labels(d.stack, "signaling"),
-            ssh_keys=keys.names,
             dns=d.dns,
         ),
     )
@@ -66,15 +69,17 @@ def deploy_hetzner(d: Deployment) -> Deployed:
     HetznerScaler(
         f"{d.prefix}-scaler",
         HetznerScalerArgs(
-            server_type=scaler_files.SERVER_TYPE,
-            image=hz.image,
-            location=hz.location,
+            server=ServerSpec(
+                server_type=scaler_files.SERVER_TYPE,
+                image=hz.image,
+                location=hz.location,
+                user_data=d.scaler_user_data,
+                labels=naming.labels(d.stack, "scaler"),
+                ssh_keys=keys.names,
+            ),
             network_id=network.network_id,
             subnet=network.subnet,
             firewall_id=network.scaler_firewall_id,
-            user_data=d.scaler_user_data,
-            labels=naming.labels(d.stack, "scaler"),
-            ssh_keys=keys.names,
             after=[pool_sweep.sweep],
         ),
     )
