@@ -135,6 +135,38 @@ def test_plan_says_how_the_pool_follows_the_window(
     assert "pool schedule  grow at 2026-12-03T13:30:00Z" in capsys.readouterr().out
 
 
+def test_plan_describes_the_hetzner_autoscaler(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hetzner: the policy the scaler VM follows, its window, and the scaler VM's user data;
+    AWS has none of it (its pool is the Auto Scaling group's)."""
+    root = Path(__file__).resolve().parent.parent / "stacks"
+    doc = yaml.safe_load((root / "Pulumi.hetzner-10k.yaml").read_text())
+    doc["config"]["jitsi-xxl:event"] = {"start": "2026-12-03T14:00:00Z",
+                                        "end": "2026-12-03T18:00:00Z"}  # fmt: skip
+    stack = tmp_path / "Pulumi.summit.yaml"
+    stack.write_text(yaml.safe_dump(doc))
+    assert cli.main(["plan", "--stack", str(stack), "--format", "json"]) == 0
+    plan_doc = json.loads(capsys.readouterr().out)
+    policy = plan_doc["bridges"]["autoscaler"]
+    assert (policy["min"], policy["max"]) == (
+        plan_doc["bridges"]["min"],
+        plan_doc["bridges"]["max"],
+    )
+    assert (policy["scale_up_above"], policy["scale_down_below"]) == (0.3, 0.1)
+    assert policy["serving"] == {"from": "2026-12-03T13:30:00+00:00",
+                                 "until": "2026-12-03T18:15:00+00:00"}  # fmt: skip
+    assert plan_doc["scaler_user_data"]["sent_bytes"] < plan_doc["scaler_user_data"]["cap_bytes"]
+    assert cli.main(["plan", "--stack", str(stack)]) == 0
+    text = capsys.readouterr().out
+    assert "pool policy    jitsi-xxl-autoscaler.service on the scaler VM: 51..77 bridges" in text
+    assert "serving 2026-12-03T13:30:00+00:00 to 2026-12-03T18:15:00+00:00, empty outside" in text
+    assert cli.main(["plan", "--stack", str(root / "Pulumi.aws-10k.yaml"), "--format", "json"]) == 0
+    aws = json.loads(capsys.readouterr().out)
+    assert "autoscaler" not in aws["bridges"]
+    assert "scaler_user_data" not in aws
+
+
 def test_plan_markdown_has_a_diagram(capsys: pytest.CaptureFixture[str]) -> None:
     root = Path(__file__).resolve().parent.parent / "stacks"
     assert (

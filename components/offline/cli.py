@@ -38,8 +38,8 @@ from components.model.settings import (
 )
 from components.rendering.bridge_files import bridge_bundle
 from components.rendering.engine import RenderError
+from components.rendering.scaler_files import describe, scaler_bundle
 from components.rendering.scaler_files import policy as scaler_policy
-from components.rendering.scaler_files import scaler_bundle
 from components.rendering.signaling_files import SignalingBundle, signaling_bundle
 from components.rendering.userdata import (
     USER_DATA_CAPS,
@@ -163,21 +163,6 @@ def plan_document(stack: StackFile, the_plan: Plan, user_data: Mapping[str, str]
     }
 
 
-def _policy_text(p: dict[str, Any]) -> str:
-    serving = p["serving"]
-    window = (
-        f"; serving {serving['from']} to {serving['until']}, empty outside"
-        if isinstance(serving, dict)
-        else ""
-    )
-    return (
-        f"{p['scaler']}: {p['min']}..{p['max']} bridges on {p['signal']}; up above "
-        f"{p['scale_up_above']} ({p['max_step_up']} a step at most), down below "
-        f"{p['scale_down_below']} ({p['max_step_down']} a step, drained up to "
-        f"{p['drain_max_minutes']} min){window}"
-    )
-
-
 def plan_text(doc: dict[str, Any]) -> str:
     v, b, c, n, u = (
         doc["visitors"],
@@ -196,7 +181,7 @@ def plan_text(doc: dict[str, Any]) -> str:
         f"opens every node after {v['max_visitors_per_node']:,} each",
         f"  bridges        {b['needed']} needed at {b['participants_per_bridge']} per bridge; "
         f"pool min {b['min']} / desired {b['desired']} / max {b['max']}",
-        *([f"  pool policy    {_policy_text(b['autoscaler'])}"] if "autoscaler" in b else []),
+        *([f"  pool policy    {describe(b['autoscaler'])}"] if "autoscaler" in b else []),
         *(
             [
                 "  pool schedule  "

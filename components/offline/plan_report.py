@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from components.cloud.outputs import ALL_OUTPUTS
 from components.offline.mocks import OfflineRun, Registered
+from components.rendering.scaler_files import describe
 from components.rendering.userdata import user_data_from_aws_base64
 
 MASK: Final = "[secret]"
@@ -149,6 +150,11 @@ def mermaid(doc: dict[str, Any]) -> str:
         "  end",
         "  viewers -->|UDP 10000| jvb",
         "  jvb -->|c2s 5222, private network| main",
+        *(
+            ['  scaler["scaler VM: autoscaler"] -.->|stress, add, drain| pool']
+            if "autoscaler" in b
+            else []
+        ),
     ]
     return "\n".join(lines) + "\n"
 
@@ -167,6 +173,7 @@ def markdown(doc: dict[str, Any]) -> str:
         f"| bridges | {b['needed']} needed; min {b['min']} / desired {b['desired']} / "
         f"max {b['max']} |",
         f"| capacity | {c['viewers']:,} viewers ({c['binding']} bind first) |",
+        *([f"| pool policy | {describe(b['autoscaler'])} |"] if "autoscaler" in b else []),
     ]
     cost = doc["outputs"].get("estimated_cost_per_hour")
     if isinstance(cost, dict):

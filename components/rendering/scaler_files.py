@@ -155,6 +155,22 @@ def policy(settings: Settings, plan: Plan) -> dict[str, Any]:
     }
 
 
+def describe(p: dict[str, Any]) -> str:
+    """`policy` in one line, for `xxl plan`."""
+    serving = p["serving"]
+    window = (
+        f"; serving {serving['from']} to {serving['until']}, empty outside"
+        if isinstance(serving, dict)
+        else ""
+    )
+    return (
+        f"{p['scaler']}: {p['min']}..{p['max']} bridges on {p['signal']}; up above "
+        f"{p['scale_up_above']} ({p['max_step_up']} a step at most), down below "
+        f"{p['scale_down_below']} ({p['max_step_down']} a step, drained up to "
+        f"{p['drain_max_minutes']} min){window}"
+    )
+
+
 def bridge_template(
     settings: Settings, plan: Plan, packages: PackageSources = BRIDGE_UPSTREAM
 ) -> tuple[RenderedFile, ...]:
