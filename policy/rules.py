@@ -30,7 +30,7 @@ from typing import Any, Final, TypeVar
 import yaml
 
 from components.model.credentials import PLACEHOLDER as SECRET_PLACEHOLDER
-from components.model.naming import LABEL_ROLE
+from components.model.naming import LABEL_ROLE, ROLE_SCALER
 from components.model.planner import MAX_NODES
 from components.model.ports import (
     HTTP_PORT,
@@ -708,7 +708,7 @@ def documented_instance_sizes(
     elif resource_type == SERVER:
         kind, table = props.get("serverType"), HETZNER_TYPES
         role = (props.get("labels") or {}).get(LABEL_ROLE)
-        if role == SCALER_ROLE and kind == HETZNER_SCALER_TYPE:
+        if role == ROLE_SCALER and kind == HETZNER_SCALER_TYPE:
             return []  # the autoscaler's small VM (shared vCPUs: it only polls)
     else:
         return []
@@ -724,10 +724,6 @@ def hetzner_servers_have_keys(
     if resource_type != SERVER or props.get("sshKeys"):
         return []
     return ["no sshKeys: Hetzner would mail a root password for this server"]
-
-
-# The scaler VM's role label (components/cloud/hetzner/stack.py).
-SCALER_ROLE: Final = "scaler"
 
 
 RULES: Final[dict[str, Rule]] = {

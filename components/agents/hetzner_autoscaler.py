@@ -1,4 +1,4 @@
-"""jitsi-xxl Hetzner autoscaler: runs on the signaling VM of a Hetzner stack (python3 and the
+"""jitsi-xxl Hetzner autoscaler: runs on the scaler VM of a Hetzner stack (python3 and the
 official `hcloud` library).
 
     hetzner_autoscaler.py --config /etc/jitsi/xxl/autoscaler.json run
@@ -405,7 +405,7 @@ def read_secrets(path: Path) -> dict[str, str]:
 
 # The bridges' user data is made here from what the program rendered: the cloud-config with a
 # marker where the archive goes, and the archive's files, whose secrets.env holds placeholders
-# (the signaling VM's user data carries no second copy of the bridges' login). Its values come
+# (the scaler VM's archive carries no second copy of the bridges' login). Its values come
 # from this VM's own secrets; the archive is packed as the program packs it (userdata.tar_xz),
 # so the result is byte for byte what the program would render with the values.
 _PLACEHOLDER: Final = re.compile(r"@@XXL_SECRET_([A-Z0-9_]+)@@")

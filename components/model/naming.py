@@ -11,6 +11,13 @@ AWS_NAME_LIMIT: Final = 64
 HETZNER_LABEL_LIMIT: Final = 63
 LABEL_ROLE: Final = "jitsi-xxl/role"
 LABEL_STACK: Final = "jitsi-xxl/stack"
+# Roles (LABEL_ROLE's values on Hetzner): the stack's resources found by label, by Pulumi's
+# firewall, the autoscaler and the sweep alike.
+ROLE_SIGNALING: Final = "signaling"
+ROLE_BRIDGES: Final = "jvb"
+ROLE_SCALER: Final = "scaler"
+ROLE_NETWORK: Final = "network"
+ROLE_ACCESS: Final = "access"
 
 
 def resource_prefix(stack: str) -> str:

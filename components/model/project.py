@@ -21,3 +21,5 @@ class Cloud(StrEnum):
 
 # The instance metadata service of both AWS and Hetzner Cloud, from inside a VM.
 METADATA_ADDRESS: Final = "169.254.169.254"
+# Hetzner Cloud's API, for the autoscaler on the scaler VM and the stack's sweep.
+HETZNER_API_ENDPOINT: Final = "https://api.hetzner.cloud/v1"

@@ -32,6 +32,7 @@ from components.model.credentials import BRIDGE_SECRETS, Credentials
 from components.model.planner import HETZNER_SPREAD_GROUP_SIZE, Plan
 from components.model.ports import BRIDGE_STATS_PORT
 from components.model.pricing import HETZNER_SCALER_TYPE
+from components.model.project import HETZNER_API_ENDPOINT
 from components.model.scaling import (
     HETZNER_POLL_SECONDS,
     MAX_STEP_DOWN,
@@ -74,9 +75,8 @@ BRIDGE_FILES: Final = "/etc/jitsi/xxl/bridge/files"
 STATE_FILE: Final = "/var/lib/jitsi-xxl/autoscaler-state.json"
 UNIT: Final = "jitsi-xxl-autoscaler.service"
 COMMAND: Final = f"/usr/bin/python3 {PATH} --config {CONFIG}"
-# The variable in the signaling VM's secrets.env that holds the Hetzner API token.
+# The variable in the scaler VM's secrets.env that holds the Hetzner API token.
 TOKEN_NAME: Final = "HETZNER_API_TOKEN"  # noqa: S105 - a variable's name
-API_ENDPOINT: Final = "https://api.hetzner.cloud/v1"
 # Debian 13 packages the official library (python3-hcloud): apt's signatures and pins
 # rather than pip at boot.
 PACKAGES: Final = ("python3-hcloud",)
@@ -104,15 +104,15 @@ def config(settings: Settings, plan: Plan, stack: str) -> dict[str, Any]:
     return {
         "secrets_file": SECRETS_FILE,
         "token_name": TOKEN_NAME,
-        "api_endpoint": API_ENDPOINT,
-        "selector": naming.label_selector(stack, "jvb"),
-        "labels": naming.labels(stack, "jvb"),
+        "api_endpoint": HETZNER_API_ENDPOINT,
+        "selector": naming.label_selector(stack, naming.ROLE_BRIDGES),
+        "labels": naming.labels(stack, naming.ROLE_BRIDGES),
         "name_prefix": f"{naming.resource_prefix(stack)}-jvb",
         "server_type": settings.bridge_type(),
         "image": hz.image,
         "location": hz.location,
-        "network_selector": naming.label_selector(stack, "network"),
-        "ssh_key_selector": naming.label_selector(stack, "access"),
+        "network_selector": naming.label_selector(stack, naming.ROLE_NETWORK),
+        "ssh_key_selector": naming.label_selector(stack, naming.ROLE_ACCESS),
         "ssh_key_names": [k for k in hz.ssh_keys if not is_public_key(k)],
         "bridge_template": BRIDGE_TEMPLATE,
         "min": plan.bridges.min,

@@ -28,14 +28,14 @@ def deploy_hetzner(d: Deployment) -> Deployed:
             network_zone=hz.network_zone,
             signaling_rules=signaling_rules(s),
             bridge_rules=bridge_rules(s),
-            bridge_selector=naming.label_selector(d.stack, "jvb"),
+            bridge_selector=naming.label_selector(d.stack, naming.ROLE_BRIDGES),
             scaler_rules=scaler_rules(s),
-            labels=naming.labels(d.stack, "network"),
+            labels=naming.labels(d.stack, naming.ROLE_NETWORK),
         ),
     )
     keys = RootKeys(
         f"{d.prefix}-root-keys",
-        RootKeysArgs(keys=hz.ssh_keys, labels=naming.labels(d.stack, "access")),
+        RootKeysArgs(keys=hz.ssh_keys, labels=naming.labels(d.stack, naming.ROLE_ACCESS)),
     )
     signaling = HetznerSignaling(
         f"{d.prefix}-signaling",
@@ -45,7 +45,7 @@ def deploy_hetzner(d: Deployment) -> Deployed:
                 image=hz.image,
                 location=hz.location,
                 user_data=d.signaling_user_data,
-                labels=naming.labels(d.stack, "signaling"),
+                labels=naming.labels(d.stack, naming.ROLE_SIGNALING),
                 ssh_keys=keys.names,
             ),
             network_id=network.network_id,
@@ -55,7 +55,7 @@ def deploy_hetzner(d: Deployment) -> Deployed:
             dns=d.dns,
         ),
     )
-    jvb = naming.label_selector(d.stack, "jvb")
+    jvb = naming.label_selector(d.stack, naming.ROLE_BRIDGES)
     pool_sweep = HetznerBridgePool(
         f"{d.prefix}-jvb",
         HetznerBridgePoolArgs(
@@ -74,7 +74,7 @@ def deploy_hetzner(d: Deployment) -> Deployed:
                 image=hz.image,
                 location=hz.location,
                 user_data=d.scaler_user_data,
-                labels=naming.labels(d.stack, "scaler"),
+                labels=naming.labels(d.stack, naming.ROLE_SCALER),
                 ssh_keys=keys.names,
             ),
             network_id=network.network_id,

@@ -18,7 +18,9 @@ from typing import Any, Final
 import pulumi
 import pulumi.dynamic
 
-API_ENDPOINT: Final = "https://api.hetzner.cloud/v1"
+from components.model.project import HETZNER_API_ENDPOINT
+
+API_ENDPOINT: Final = HETZNER_API_ENDPOINT
 # What the hcloud provider reads when `hcloud:token` is not in the stack's config.
 TOKEN_ENV: Final = "HCLOUD_TOKEN"  # noqa: S105 - the variable's name, not a token
 
