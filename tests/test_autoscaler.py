@@ -345,16 +345,24 @@ def test_a_destroy_leaves_no_labelled_server(api: HcloudApi) -> None:
                            "10.0.3.5")  # fmt: skip
     api.groups[1] = {
         "id": 1, "name": "summit-jvb-spread-1", "type": "spread", "labels": LABELS,
-        "servers": ours, "created": "2026-11-28T10:00:00+00:00",
+        "servers": list(ours), "created": "2026-11-28T10:00:00+00:00",
     }  # fmt: skip
     provider = SweepProvider()
     props = {"selector": SELECTOR, "endpoint": api.url, "token": "stand-in-token"}
     assert provider.create(props).id == SELECTOR
     # a changed token is an update, never a replacement (which would sweep a running pool)
     assert provider.diff(SELECTOR, props, {**props, "token": "new"}).replaces == []
+    api.action_status = "running"  # deletions take a moment, as on Hetzner
     provider.delete(SELECTOR, props)
     assert list(api.servers) == [other]
     assert api.groups == {}
+    # each deletion was seen finished before the group (which must be empty) went
+    waited = [
+        i for i, (m, p) in enumerate(api.calls) if m == "GET" and p.startswith("/v1/actions/")
+    ]
+    group_gone = api.calls.index(("DELETE", "/v1/placement_groups/1"))
+    assert len(waited) == len(ours)
+    assert max(waited) < group_gone
 
 
 def unpacked(files: tuple[RenderedFile, ...], root: Path) -> dict[str, Any]:

@@ -367,8 +367,3 @@ def plan(settings: Settings) -> Plan:
         network=network_plan(settings.network.cidr),
         warnings=tuple(warnings),
     )
-
-
-def placement_groups(servers: int, size: int = HETZNER_SPREAD_GROUP_SIZE) -> tuple[int, ...]:
-    """Group index of each of `servers` Hetzner servers, at most `size` to a spread group."""
-    return tuple(i // size for i in range(servers))

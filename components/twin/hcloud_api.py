@@ -62,6 +62,8 @@ class HcloudApi:
     failures: list[tuple[int, str]] = field(default_factory=list)  # next answers: (status, code)
     url: str = ""
     token: str = field(default="", repr=False)  # when set, every request must carry it
+    action_status: str = "success"  # what a new action says first
+    actions: dict[int, dict[str, Any]] = field(default_factory=dict)
     _next_id: int = 1000
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -145,12 +147,19 @@ class HcloudApi:
         return sid
 
     def _action(self, command: str, resource: int) -> dict[str, Any]:
+        """An action as Hetzner answers it: `action_status` at first (the test may say
+        `running`), `success` once asked for again (GET /actions/{id})."""
         now = datetime.now(UTC).isoformat()
-        return {
-            "id": self._id(), "command": command, "status": "success", "progress": 100,
-            "started": now, "finished": now, "resources": [{"id": resource, "type": "server"}],
-            "error": None,
+        action_id = self._id()
+        action = {
+            "id": action_id, "command": command, "status": self.action_status,
+            "progress": 100 if self.action_status == "success" else 0, "started": now,
+            "finished": now if self.action_status == "success" else None,
+            "resources": [{"id": resource, "type": "server"}], "error": None,
         }  # fmt: skip
+        self.actions[action_id] = {**action, "status": "success", "progress": 100,
+                                      "finished": now}  # fmt: skip
+        return action
 
     def handle(
         self, method: str, path: str, body: dict[str, Any], authorization: str = ""
@@ -192,6 +201,8 @@ class HcloudApi:
                     if server["id"] in g["servers"]:
                         g["servers"].remove(server["id"])
                 return 200, {"action": self._action("delete_server", server["id"])}
+        if (m := re.fullmatch(r"/actions/(\d+)", route)) and method == "GET":
+            return 200, {"action": self.actions[int(m[1])]}
         if m := re.fullmatch(r"/servers/(\d+)/actions/(shutdown|poweroff)", route):
             server = self.servers[int(m[1])]
             server["status"] = "stopping" if m[2] == "shutdown" else "off"

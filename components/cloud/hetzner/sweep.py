@@ -26,12 +26,17 @@ TOKEN_ENV: Final = "HCLOUD_TOKEN"  # noqa: S105 - the variable's name, not a tok
 
 
 def sweep(client: Any, selector: str, log: Callable[[str], None] = print) -> list[str]:
-    """Delete every server and spread placement group matching `selector`; their names."""
+    """Delete every server and spread placement group matching `selector`; their names.
+    The servers' deletions run side by side and are waited for: a placement group or the
+    network (deleted next by the engine) is refused while a server is still in it."""
     gone: list[str] = []
+    deleting = []
     for server in client.servers.get_all(label_selector=selector):
-        server.delete()
+        deleting.append(server.delete())
         gone.append(server.name)
-        log(f"deleted server {server.name} ({selector})")
+        log(f"deleting server {server.name} ({selector})")
+    for action in deleting:
+        action.wait_until_finished()
     for group in client.placement_groups.get_all(label_selector=selector):
         group.delete()
         gone.append(group.name)
