@@ -32,6 +32,8 @@ from components.rendering.signaling_files import s2s_snippet, signaling_bundle
 
 stack = pulumi.get_stack()
 settings = load_settings()
+# read with the settings: a stack without it stops before anything is registered
+token = hetzner_api_token(settings)
 the_plan = plan(settings)
 prefix = naming.resource_prefix(stack)
 creds = StackSecrets(f"{prefix}-secrets", StackSecretsArgs()).credentials
@@ -44,7 +46,6 @@ bridge_user_data = creds.apply(
     lambda c: bridge_bundle(settings, the_plan, c, stack=stack).user_data
 )
 # Hetzner: the scaler VM's, with the autoscaler's token and the bridges' template
-token = hetzner_api_token(settings)
 scaler_user_data = (
     pulumi.Output.all(creds, token).apply(
         lambda ct: scaler_bundle(settings, the_plan, ct[0], stack=stack, api_token=ct[1]).user_data

@@ -23,12 +23,12 @@ import yaml
 from components.cloud import deployment
 from components.cloud.firewall import ANYWHERE
 from components.cloud.outputs import ALL_OUTPUTS, SECRET_OUTPUTS
+from components.cloud.stack_config import STAND_IN_API_TOKEN
 from components.model import naming
 from components.model.credentials import Credentials
 from components.model.planner import plan
 from components.model.settings import load_stack_file
 from components.offline.mocks import (
-    OFFLINE_API_TOKEN,
     OfflineMocks,
     OfflineRun,
     Registered,
@@ -40,6 +40,7 @@ from components.rendering.bridge_files import bridge_bundle
 from components.rendering.scaler_files import scaler_bundle
 from components.rendering.signaling_files import signaling_bundle
 from tests.conftest import ROOT
+from tests.test_userdata import unpack
 
 STACK_NAMES = ["aws-10k", "hetzner-10k", "trial"]
 
@@ -272,7 +273,7 @@ def test_user_data_is_the_render_and_secret(name: str) -> None:
         # the bridges are the autoscaler's: their user data is in the scaler VM's template
         (scaler,) = [s for s in servers if s is not vm]
         want = scaler_bundle(
-            settings, the_plan, creds, stack=name, api_token=OFFLINE_API_TOKEN
+            settings, the_plan, creds, stack=name, api_token=STAND_IN_API_TOKEN
         ).user_data
         assert scaler.inputs["userData"] == want
         assert "userData" in scaler.secret_inputs
@@ -431,3 +432,26 @@ def test_given_keys_are_used_and_none_is_generated() -> None:
     for server in of_type(r, "hcloud:index/server:Server"):
         assert server.inputs["sshKeys"] == ["ops laptop", registered.id]
     assert r.outputs["ssh_private_key"].value is None
+
+
+def test_hetzner_needs_the_autoscalers_token_to_deploy() -> None:
+    """`pulumi up` without it stops before registering anything, naming the key; a preview
+    goes on with a stand-in and says so; a value that is no token is refused without being
+    printed."""
+    config = config_of("trial")
+    del config["jitsi-xxl:hetzner_api_token"]
+    mocks = OfflineMocks()
+    with pytest.raises(pulumi.RunError, match=r"jitsi-xxl:hetzner_api_token: required on"):
+        run_program(config, "trial", mocks=mocks)
+    assert mocks.resources == []
+    previewed = run_program(config, "trial", preview=True)
+    (scaler,) = [s for s in of_type(previewed, "hcloud:index/server:Server")
+                 if s.name.endswith("-scaler-vm")]  # fmt: skip
+    assert (
+        f"HETZNER_API_TOKEN={STAND_IN_API_TOKEN}"
+        in unpack(scaler.inputs["userData"])["/etc/jitsi/xxl/secrets.env"]
+    )
+    wrong = "not-a-token-but-a-secret-all-the-same"
+    with pytest.raises(Exception, match="not a Hetzner Cloud API token") as raised:
+        run_program({**config, "jitsi-xxl:hetzner_api_token": wrong}, "trial")
+    assert wrong not in str(raised.value)

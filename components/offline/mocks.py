@@ -25,6 +25,7 @@ from typing import Any, Final
 import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
+from components.cloud.stack_config import STAND_IN_API_TOKEN
 from components.model.project import PROJECT, Cloud
 from components.model.settings import API_TOKEN_KEY, SECRET_KEYS, is_secure
 
@@ -244,12 +245,8 @@ def stack_config(doc: Mapping[str, Any], stack_secrets: Mapping[str, str]) -> di
     # a Hetzner stack needs the autoscaler's token: offline, a stand-in that no API takes
     token_key = f"{PROJECT}:{API_TOKEN_KEY}"
     if config.get(f"{PROJECT}:cloud") == Cloud.hetzner.value and token_key not in config:
-        config[token_key] = stack_secrets.get(API_TOKEN_KEY, OFFLINE_API_TOKEN)
+        config[token_key] = stack_secrets.get(API_TOKEN_KEY, STAND_IN_API_TOKEN)
     return config
-
-
-# What offline runs give the program for the Hetzner API token: the right form, no power.
-OFFLINE_API_TOKEN: Final = "0" * 64
 
 
 @dataclass(frozen=True)
@@ -273,6 +270,8 @@ def run_program(
     stack: str,
     program: Path = PROGRAM,
     mocks: OfflineMocks | None = None,
+    *,
+    preview: bool = False,
 ) -> OfflineRun:
     """Run `program` under the mocks with `config`; returns what it registered and exported."""
     mocks = mocks or OfflineMocks(region=str(config.get("aws:region", "eu-central-1")))
@@ -281,7 +280,7 @@ def run_program(
     try:
         pulumi.runtime.settings.ROOT.set(None)
         pulumi.runtime.set_mocks(
-            mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(mocks)
+            mocks, project=PROJECT, stack=stack, preview=preview, monitor=RecordingMonitor(mocks)
         )
         pulumi.runtime.set_all_config(dict(config))
         loop.run_until_complete(pulumi.runtime.stack.wait_for_rpcs())
