@@ -298,8 +298,23 @@ def run_program(
         }
         return OfflineRun(resources=mocks.resources, outputs=outputs)
     finally:
+        _settle(loop)
         asyncio.set_event_loop(None)
         loop.close()
+
+
+def _settle(loop: asyncio.AbstractEventLoop) -> None:
+    """Leave nothing of this run behind: a program that failed part-way (an error in an
+    `apply`) leaves tasks and RPCs that the next run, on a new loop, would wait for."""
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    settings = pulumi.runtime.settings.SETTINGS
+    with settings.lock:
+        settings.outputs.clear()
+    settings.rpc_manager.clear()
 
 
 async def _resolve(value: Any) -> tuple[Any, bool]:
