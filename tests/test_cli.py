@@ -116,15 +116,21 @@ def test_plan_json_lists_the_pool_resources(capsys: pytest.CaptureFixture[str]) 
     assert doc["outputs"]["jicofo_visitors_config"] == "[secret]"
 
 
-def test_plan_says_how_the_pool_follows_the_window(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def with_window(tmp_path: Path, example: str) -> Path:
+    """The example stack `example` with an event window, as a stack file of its own."""
     root = Path(__file__).resolve().parent.parent / "stacks"
-    doc = yaml.safe_load((root / "Pulumi.aws-10k.yaml").read_text())
+    doc = yaml.safe_load((root / f"Pulumi.{example}.yaml").read_text())
     doc["config"]["jitsi-xxl:event"] = {"start": "2026-12-03T14:00:00Z",
                                         "end": "2026-12-03T18:00:00Z"}  # fmt: skip
     stack = tmp_path / "Pulumi.summit.yaml"
     stack.write_text(yaml.safe_dump(doc))
+    return stack
+
+
+def test_plan_says_how_the_pool_follows_the_window(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = with_window(tmp_path, "aws-10k")
     assert cli.main(["plan", "--stack", str(stack), "--format", "json"]) == 0
     plan_doc = json.loads(capsys.readouterr().out)
     assert [(a["action"], a["at"], a["desired"]) for a in plan_doc["bridges"]["schedule"]] == [
@@ -140,12 +146,8 @@ def test_plan_describes_the_hetzner_autoscaler(
 ) -> None:
     """Hetzner: the policy the scaler VM follows, its window, and the scaler VM's user data;
     AWS has none of it (its pool is the Auto Scaling group's)."""
+    stack = with_window(tmp_path, "hetzner-10k")
     root = Path(__file__).resolve().parent.parent / "stacks"
-    doc = yaml.safe_load((root / "Pulumi.hetzner-10k.yaml").read_text())
-    doc["config"]["jitsi-xxl:event"] = {"start": "2026-12-03T14:00:00Z",
-                                        "end": "2026-12-03T18:00:00Z"}  # fmt: skip
-    stack = tmp_path / "Pulumi.summit.yaml"
-    stack.write_text(yaml.safe_dump(doc))
     assert cli.main(["plan", "--stack", str(stack), "--format", "json"]) == 0
     plan_doc = json.loads(capsys.readouterr().out)
     policy = plan_doc["bridges"]["autoscaler"]
