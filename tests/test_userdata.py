@@ -32,7 +32,6 @@ from components.rendering.userdata import (
     USER_DATA_CAPS,
     UserDataTooLargeError,
     check_caps,
-    docstrings,
     empty_python_docs,
     for_transport,
     user_data_bytes,
@@ -132,6 +131,20 @@ def test_node_template_expands_to_every_node(cloud: str) -> None:
         assert bundle.vm.file(f"{node.config_dir}/prosody.cfg.lua").content == expected
 
 
+def docstrings(tree: ast.AST) -> list[ast.Expr]:
+    """The docstrings of a parsed module, its classes and functions, as Python sees them."""
+    owners = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    return [
+        node.body[0]
+        for node in ast.walk(tree)
+        if isinstance(node, owners)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+        and isinstance(node.body[0].value.value, str)
+    ]
+
+
 def _without_docstrings(source: str) -> str:
     tree = ast.parse(source)
     for doc in docstrings(tree):
@@ -146,6 +159,9 @@ def test_python_travels_as_the_same_program_with_the_same_lines(source: Path) ->
     text = source.read_text()
     sent = empty_python_docs(text)
     assert _without_docstrings(sent) == _without_docstrings(text)
+    assert [d.value.value.strip() for d in docstrings(ast.parse(sent))] == [  # type: ignore[attr-defined]
+        "" for _ in docstrings(ast.parse(text))
+    ]
     assert len(sent.splitlines()) == len(text.splitlines())
     assert len(sent) < len(text)
     assert '"""' not in "".join(line for line in sent.splitlines() if line.strip() != '"""')
@@ -157,6 +173,15 @@ def test_a_string_that_is_not_a_docstring_is_kept() -> None:
     sent = empty_python_docs(source)
     assert sent == 'def f():\n    ""\n    x = "kept"\n    return x\n'
     assert _without_docstrings(sent) == _without_docstrings(source)
+    # no docstring: an f-string or bytes first, a one-line class before a block, a string
+    # that is part of an expression
+    kept = (
+        'def g(x):\n    f"{x}"\n    b"raw"\n',
+        'class A: pass\nif True:\n    "not a docstring"\n',
+        'def h():\n    "a" + "b"\n',
+    )
+    for text in kept:
+        assert empty_python_docs(text) == text, text
 
 
 def test_the_archive_is_one_plain_line_of_base64() -> None:

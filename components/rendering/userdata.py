@@ -12,7 +12,6 @@ unpacks before parsing; the cap is checked against the bytes actually sent.
 
 from __future__ import annotations
 
-import ast
 import base64
 import gzip
 import io
@@ -181,33 +180,55 @@ def empty_comment_lines(source: str, marker: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def docstrings(tree: ast.AST) -> list[ast.Expr]:
-    """The docstrings of a parsed module, its classes and functions."""
-    owners = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
-    return [
-        node.body[0]
-        for node in ast.walk(tree)
-        if isinstance(node, owners)
-        and node.body
-        and isinstance(node.body[0], ast.Expr)
-        and isinstance(node.body[0].value, ast.Constant)
-        and isinstance(node.body[0].value.value, str)
-    ]
+_SKIPPED: Final = frozenset({tokenize.NL, tokenize.COMMENT})
+
+
+def _docstring_spans(tokens: list[tokenize.TokenInfo]) -> list[tuple[int, int, int]]:
+    """(first row, last row, column) of each docstring: a plain string that is the whole
+    first statement of the module or of a class or function body. Read from the tokens, not
+    from `ast`: CPython 3.11's `ast.parse` can fail ("AST constructor recursion depth
+    mismatch") when called deep in a Pulumi `apply`, which is where renders run."""
+    spans: list[tuple[int, int, int]] = []
+    expect_doc, header, after_header = True, False, False
+    candidate: tokenize.TokenInfo | None = None
+    for tok in tokens:
+        if tok.type in _SKIPPED:
+            continue
+        if candidate is not None:
+            if tok.type in {tokenize.NEWLINE, tokenize.ENDMARKER}:
+                spans.append((candidate.start[0], candidate.end[0], candidate.start[1]))
+            candidate = None
+        if after_header:
+            after_header = False
+            if tok.type == tokenize.INDENT:
+                expect_doc = True
+                continue
+        if expect_doc:
+            expect_doc = False
+            prefix = tok.string[: len(tok.string) - len(tok.string.lstrip("rRuUbBfF"))]
+            if tok.type == tokenize.STRING and not set(prefix.lower()) & {"b", "f"}:
+                candidate = tok
+        if tok.type == tokenize.NAME and tok.string in {"def", "class"}:
+            header = True
+        elif tok.type == tokenize.NEWLINE and header:
+            header, after_header = False, True
+    return spans
 
 
 def empty_python_docs(source: str) -> str:
     """Python `source` with its docstrings emptied and its comments removed (the shebang
     kept), every line where it was: the same program, and the line numbers a traceback on
-    the VM cites are the repository's. What the Hetzner signaling VM carries, the bridges'
-    agent and the autoscaler, must fit its user data cap; the explanation stays here."""
+    the VM cites are the repository's. The scaler VM carries the bridges' agent and the
+    autoscaler within Hetzner's user data cap; the explanation stays here."""
     lines = source.splitlines()
-    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+    tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    for tok in tokens:
         row, col = tok.start
         if tok.type == tokenize.COMMENT and not (row == 1 and tok.string.startswith("#!")):
             lines[row - 1] = lines[row - 1][:col].rstrip()
-    for doc in docstrings(ast.parse(source)):
-        first, last = doc.lineno - 1, (doc.end_lineno or doc.lineno) - 1
-        indent = " " * doc.col_offset
+    for first_row, last_row, col in _docstring_spans(tokens):
+        first, last = first_row - 1, last_row - 1
+        indent = " " * col
         # a docstring stays a (blank) docstring, so no body is left empty
         lines[first : last + 1] = (
             [indent + '""']
