@@ -42,16 +42,14 @@ signaling = pulumi.Output.all(creds, tls_material(settings)).apply(
     lambda ct: signaling_bundle(settings, the_plan, ct[0], ct[1], stack=stack)
 )
 signaling_user_data = signaling.apply(lambda b: b.user_data)
-bridge_user_data = creds.apply(
-    lambda c: bridge_bundle(settings, the_plan, c, stack=stack).user_data
-)
-# Hetzner: the scaler VM's, with the autoscaler's token and the bridges' template
-scaler_user_data = (
-    pulumi.Output.all(creds, token).apply(
+# What the bridge pool is made from, rendered for its cloud only: AWS's launch template takes
+# the bridges' own; on Hetzner the scaler VM carries them, with the autoscaler and its token.
+pool_user_data = (
+    creds.apply(lambda c: bridge_bundle(settings, the_plan, c, stack=stack).user_data)
+    if settings.cloud is Cloud.aws
+    else pulumi.Output.all(creds, token).apply(
         lambda ct: scaler_bundle(settings, the_plan, ct[0], stack=stack, api_token=ct[1]).user_data
     )
-    if token is not None
-    else None
 )
 dns = settings.dns
 deployment = Deployment(
@@ -61,8 +59,7 @@ deployment = Deployment(
     plan=the_plan,
     credentials=creds,
     signaling_user_data=pulumi.Output.secret(signaling_user_data),
-    bridge_user_data=pulumi.Output.secret(bridge_user_data),
-    scaler_user_data=pulumi.Output.secret(scaler_user_data) if scaler_user_data else None,
+    pool_user_data=pulumi.Output.secret(pool_user_data),
     dns=DnsRecordArgs(cloud=settings.cloud, zone=dns.zone, domain=settings.domain, ttl=dns.ttl)
     if dns
     else None,

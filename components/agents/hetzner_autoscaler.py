@@ -311,8 +311,11 @@ class Pool:
         if not keys:
             # Hetzner would mail a root password instead: the stack always gives a key
             raise LookupError(f"no SSH key matches {self.cfg.ssh_key_selector}")
+        # the stack's spread groups, listed once: how full each is, counted here as servers go in
+        groups = self.client.placement_groups.get_all(label_selector=self.cfg.selector)
+        filled = {g.name: len(g.servers) for g in groups}
         for name in names:
-            group = self._placement_group()
+            group = self._placement_group(groups, filled)
             try:
                 self.client.servers.create(
                     name=name,
@@ -330,20 +333,22 @@ class Pool:
                     raise
                 log(f"{name} exists already (made before a restart): not made again")
                 continue
+            filled[group.name] += 1
             log(f"created {name}")
 
-    def _placement_group(self) -> Any:
-        """A spread group of the stack with room (Hetzner allows 10 servers in one)."""
-        groups = self.client.placement_groups.get_all(label_selector=self.cfg.selector)
+    def _placement_group(self, groups: list[Any], filled: dict[str, int]) -> Any:
+        """A spread group of the stack with room (Hetzner allows 10 servers in one); a new
+        one, added to `groups` and `filled`, when all are full."""
         for g in sorted(groups, key=lambda g: g.name):
-            if len(g.servers) < self.cfg.placement_group_size:
+            if filled[g.name] < self.cfg.placement_group_size:
                 return g
-        names = {g.name for g in groups}
-        name = free_names(f"{self.cfg.name_prefix}-spread", names, 1)[0]
+        name = free_names(f"{self.cfg.name_prefix}-spread", filled, 1)[0]
         made = self.client.placement_groups.create(
             name=name, type="spread", labels=dict(self.cfg.labels)
         )
         log(f"created placement group {name}")
+        groups.append(made.placement_group)
+        filled[name] = 0
         return made.placement_group
 
     def drain(self, server_id: int, now: float) -> None:

@@ -23,9 +23,9 @@ class Deployment:
     plan: Plan
     credentials: pulumi.Output[Credentials]  # secret; AWS keeps them in Parameter Store
     signaling_user_data: pulumi.Output[str]  # cloud-config text, secret
-    bridge_user_data: pulumi.Output[str]  # cloud-config text, secret
-    # Hetzner: the scaler VM's (the autoscaler, its token and the bridges' template), secret
-    scaler_user_data: pulumi.Output[str] | None
+    # what the bridge pool is made from, secret: AWS, the bridges' cloud-config (the launch
+    # template); Hetzner, the scaler VM's, which carries theirs to its autoscaler
+    pool_user_data: pulumi.Output[str]
     dns: DnsRecordArgs | None
     now: datetime  # when the program runs: which scheduled sizes are still to come
 

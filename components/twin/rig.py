@@ -32,6 +32,7 @@ from components.model.credentials import Credentials
 from components.model.planner import Plan, plan
 from components.model.ports import HTTPS_PORT, MAIN_C2S_PORT
 from components.model.settings import Settings, TlsMode, TlsSettings
+from components.rendering import scaler_files
 from components.rendering.package_sources import image_archive_only
 from components.rendering.signaling_files import (
     JITSI_PLUGINS,
@@ -114,12 +115,12 @@ def archive_version(archive: Path, package: str) -> str:
 # What the bridges' and the scaler VM's bootstraps install from Debian beyond the image (boto3
 # on AWS, for the agent and the SSM fetch; the official hcloud library on Hetzner's scaler VM);
 # they boot from the signaling twin's archive.
-BRIDGE_DEBIAN_PACKAGES: Final = ("python3-boto3", "python3-hcloud")
+OTHER_VMS_DEBIAN_PACKAGES: Final = ("python3-boto3", *scaler_files.PACKAGES)
 
 
 def debian_packages(stand_ins: tuple[StandIn, ...]) -> tuple[str, ...]:
     own = {p.name for p in stand_ins}
-    wanted = dict.fromkeys((*SIGNALING_PACKAGES, *BRIDGE_DEBIAN_PACKAGES))
+    wanted = dict.fromkeys((*SIGNALING_PACKAGES, *OTHER_VMS_DEBIAN_PACKAGES))
     return tuple(p for p in wanted if p not in own)
 
 

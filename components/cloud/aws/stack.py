@@ -62,7 +62,7 @@ def deploy_aws(d: Deployment) -> Deployed:
             instance_type=s.bridge_type(),
             subnet_ids=network.subnet_ids,
             security_group_id=network.bridge_group_id,
-            user_data_base64=d.bridge_user_data.apply(aws_user_data_base64),
+            user_data_base64=d.pool_user_data.apply(aws_user_data_base64),
             sizes=timeline(pool, s.event.window() if s.event else None, d.now),
             refresh_on_change=s.bridges.refresh_on_change,
             scale_on=s.bridges.scale_on,

@@ -64,8 +64,6 @@ def deploy_hetzner(d: Deployment) -> Deployed:
             token=pulumi.Config("hcloud").get_secret("token"),
         ),
     )
-    if d.scaler_user_data is None:
-        raise ValueError("a Hetzner deployment needs the scaler VM's user data")
     HetznerScaler(
         f"{d.prefix}-scaler",
         HetznerScalerArgs(
@@ -73,7 +71,7 @@ def deploy_hetzner(d: Deployment) -> Deployed:
                 server_type=scaler_files.SERVER_TYPE,
                 image=hz.image,
                 location=hz.location,
-                user_data=d.scaler_user_data,
+                user_data=d.pool_user_data,
                 labels=naming.labels(d.stack, naming.ROLE_SCALER),
                 ssh_keys=keys.names,
             ),

@@ -20,7 +20,6 @@ import pulumi.dynamic
 
 from components.model.project import HETZNER_API_ENDPOINT
 
-API_ENDPOINT: Final = HETZNER_API_ENDPOINT
 # What the hcloud provider reads when `hcloud:token` is not in the stack's config.
 TOKEN_ENV: Final = "HCLOUD_TOKEN"  # noqa: S105 - the variable's name, not a token
 
@@ -53,7 +52,7 @@ def _client(props: dict[str, Any]) -> Any:
             f"the sweep of {props['selector']} needs a Hetzner API token: set hcloud:token "
             f"or {TOKEN_ENV}"
         )
-    return Client(token=token, api_endpoint=props.get("endpoint") or API_ENDPOINT)
+    return Client(token=token, api_endpoint=props.get("endpoint") or HETZNER_API_ENDPOINT)
 
 
 class SweepProvider(pulumi.dynamic.ResourceProvider):
@@ -85,7 +84,7 @@ class LabelledServerSweepArgs:
 
     selector: str
     token: pulumi.Input[str] | None = None  # secret; else the engine's HCLOUD_TOKEN at delete
-    endpoint: str = API_ENDPOINT
+    endpoint: str = HETZNER_API_ENDPOINT
 
 
 class LabelledServerSweep(pulumi.dynamic.Resource):
